@@ -1,0 +1,177 @@
+"""Keras callbacks that make retraining schedules observable and rewinding possible.
+
+Each works in any user's ``model.fit``; none needs the tfrewind pipeline. Example::
+
+    from tfrewind.callbacks import MomentumScheduler, ScheduleLogger
+    from tfrewind.schedules import OneCycleLR, OneCycleMomentum
+    from tfrewind.optim import PaperSGD
+
+    steps = epochs * steps_per_epoch
+    model.compile(optimizer=PaperSGD(OneCycleLR(0.1, steps), momentum=0.95), loss=..., metrics=[...])
+    model.fit(train, epochs=epochs, callbacks=[
+        MomentumScheduler(OneCycleMomentum(steps)),      # 0.95 → 0.85 → 0.95, per step
+        ScheduleLogger("logs/schedule"),                   # lr and momentum to TensorBoard
+        tf_keras.callbacks.TensorBoard("logs"),
+    ])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ._keras import keras, tf
+from .errors import TrainingDivergedError
+from .optim import get_momentum, set_momentum
+
+
+def current_lr(optimizer: keras.optimizers.Optimizer) -> float:
+    """The LR the optimizer's next step will use (schedules are evaluated at ``iterations``)."""
+    lr = optimizer.learning_rate
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        return float(lr(optimizer.iterations))
+    return float(keras.backend.get_value(lr))
+
+
+class MomentumScheduler(keras.callbacks.Callback):
+    """Set SGD momentum from ``schedule(step)`` before every batch (1-cycle momentum cycling).
+
+    ``schedule`` maps the optimizer's step count to a momentum, e.g.
+    :class:`tfrewind.schedules.OneCycleMomentum`. The optimizer's momentum must be a variable
+    (see :func:`tfrewind.optim.set_momentum`): otherwise this raises instead of doing nothing.
+    """
+
+    def __init__(self, schedule: Callable[[int], float]):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_train_begin(self, logs=None):
+        set_momentum(self.model.optimizer, self._value())  # fails early on an unusable optimizer
+
+    def on_train_batch_begin(self, batch, logs=None):
+        set_momentum(self.model.optimizer, self._value())
+
+    def _value(self) -> float:
+        return float(self.schedule(int(self.model.optimizer.iterations.numpy())))
+
+
+class ScheduleLogger(keras.callbacks.Callback):
+    """Log the learning rate and momentum, per epoch (into ``logs``) and every ``every_n_steps``.
+
+    Per epoch, ``learning_rate`` and ``momentum`` are added to the epoch logs, so a TensorBoard
+    callback placed *after* this one writes them as ``epoch_learning_rate``/``epoch_momentum`` and
+    the History records them. Per step they go to their own event file in ``log_dir`` (a separate
+    writer, so they never duplicate the TensorBoard callback's events).
+    """
+
+    def __init__(self, log_dir: str | os.PathLike | None = None, every_n_steps: int = 1):
+        super().__init__()
+        self.log_dir = None if log_dir is None else str(log_dir)
+        self.every_n_steps = max(1, int(every_n_steps))
+        self._writer = None
+        self._epoch_values: tuple[float, float | None] | None = None
+
+    def on_train_begin(self, logs=None):
+        if self.log_dir is not None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        self._epoch_values = (current_lr(optimizer), get_momentum(optimizer))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._writer is None:
+            return
+        optimizer = self.model.optimizer
+        step = int(optimizer.iterations.numpy())
+        if step % self.every_n_steps:
+            return
+        with self._writer.as_default(step=step):
+            tf.summary.scalar("step_learning_rate", current_lr(optimizer))
+            momentum = get_momentum(optimizer)
+            if momentum is not None:
+                tf.summary.scalar("step_momentum", momentum)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or self._epoch_values is None:
+            return
+        lr, momentum = self._epoch_values  # the values in force at the epoch's first step
+        logs["learning_rate"] = lr
+        if momentum is not None:
+            logs["momentum"] = momentum
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
+            self._writer = None
+
+
+def rewind_checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
+    """Where the weights after ``epoch`` completed epochs live (epoch 0 = initialisation)."""
+    return Path(directory) / f"epoch_{epoch:04d}.weights.h5"
+
+
+def save_weights_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Write weights to a temporary ``.h5`` beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".h5", dir=path.parent)
+    os.close(fd)
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+class RewindCheckpointer(keras.callbacks.Callback):
+    """Keep the weights of chosen epochs for weight rewinding (Renda et al. 2020).
+
+    Epoch ``e`` means "after ``e`` epochs of training" (0 = the initial weights); epochs are counted
+    from the start of the run, so a resumed fit (``initial_epoch > 0``) keeps numbering correctly.
+    """
+
+    def __init__(self, directory: str | os.PathLike, epochs: Iterable[int]):
+        super().__init__()
+        self.directory = Path(directory)
+        self.epochs = set(int(e) for e in epochs)
+
+    def on_train_begin(self, logs=None):
+        path = rewind_checkpoint_path(self.directory, 0)
+        if 0 in self.epochs and not path.exists():
+            save_weights_atomic(self.model, path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 in self.epochs:
+            save_weights_atomic(self.model, rewind_checkpoint_path(self.directory, epoch + 1))
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Abort training at the first NaN/inf loss with a clear :class:`TrainingDivergedError`.
+
+    Unlike ``TerminateOnNaN`` (which lets the epoch end, so checkpoint callbacks save the diverged
+    weights) this raises inside the batch: no epoch-end hook runs, and the last good checkpoint
+    (``BackupAndRestore``, rewind checkpoints) is what stays on disk.
+    """
+
+    def __init__(self, stage: str = "training"):
+        super().__init__()
+        self.stage = stage
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDivergedError(
+                f"{self.stage}: the loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}; "
+                "lower the learning rate (--lr) or check the data; the last good checkpoint was kept"
+            )

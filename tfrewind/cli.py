@@ -1,0 +1,128 @@
+"""The ``tfrewind`` command line: a thin Click shell over the library.
+
+Each command parses flags into config overrides and makes one call into the public API. Bad
+input (unknown names, impossible values, missing files) exits with status 2 and a one-line
+message; ``--debug`` shows the traceback instead. TensorFlow is imported only when a command
+runs, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import TfrewindError
+
+EXIT_BAD_INPUT = 2
+
+
+def _overrides(pairs: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
+    """CLI flags (``dotted.key: value``) plus ``--set key=value`` pairs."""
+    out = {key: value for key, value in pairs.items() if value is not None}
+    for item in sets:
+        if "=" not in item:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def config_options(func):
+    """Options shared by every command that builds a run config."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                     help="YAML config file (sections data, model, train, prune, retrain, export)."),
+        click.option("--dataset", help="Dataset: digits (default, offline), synthetic, image_folder, or any "
+                                       "tensorflow-datasets name (cifar10, mnist, ...)."),
+        click.option("--data-dir", help="tensorflow-datasets data dir, or the image_folder root."),
+        click.option("--model", help="Registered model (small_cnn, resnet20/32/56/110, vgg16/19, mobilenet_v2, "
+                                     "resnet50) or a path to a tf_keras .keras/.h5 file. Default: small_cnn."),
+        click.option("--epochs", type=int, help="Original training epochs. Default: 30."),
+        click.option("--batch-size", type=int, help="Batch size. Default: 64."),
+        click.option("--lr", type=float, help="Peak learning rate of original training. Default: 0.1."),
+        click.option("--seed", type=int, help="Seed for weights, data order and augmentation. Default: 0."),
+        click.option("--deterministic/--no-deterministic", default=None,
+                     help="Turn on TensorFlow op determinism (slower, bitwise repeatable)."),
+        click.option("--out", help="Run directory. Default: a new directory under runs/. "
+                                   "Re-running on an existing run directory resumes it."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override any config field, e.g. --set train.momentum=0.8 (repeatable)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_config(config_path, dataset, data_dir, model, epochs, batch_size, lr, seed, deterministic, out, sets,
+                 extra: dict[str, Any] | None = None):
+    from .config import load_config
+
+    flags = {"data.name": dataset, "data.data_dir": data_dir, "model.name": model, "train.epochs": epochs,
+             "data.batch_size": batch_size, "train.lr": lr, "seed": seed, "deterministic": deterministic,
+             "out": out, **(extra or {})}
+    return load_config(config_path, _overrides(flags, sets))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="tfrewind")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Prune tf_keras models and retrain them with LR rewinding, 1-cycle and friends (Le & Hua, ICLR 2021)."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@config_options
+@click.option("--quiet", is_flag=True, help="No per-epoch progress bar.")
+def train(quiet: bool, **options) -> None:
+    """Train (original training; then prune, retrain, evaluate and export as configured).
+
+    With no options it trains the small CNN on scikit-learn's digits, offline, and writes
+    TensorBoard logs, the resolved config, checkpoints and metrics.json into a run directory.
+    """
+    from .pipeline import train as run_train
+
+    config = build_config(**options)
+    result = run_train(config, verbose=0 if quiet else 2)
+    _print_summary(result)
+
+
+def _print_summary(result) -> None:
+    click.echo(f"run directory: {result.run_dir}")
+    for stage, metrics in result.stages.items():
+        accuracy = metrics.get("test_accuracy")
+        shown = "n/a" if accuracy is None else f"{accuracy:.4f}"
+        click.echo(f"  {stage:<12} test accuracy {shown}")
+    click.echo(f"TensorBoard: tensorboard --logdir {result.run_dir / 'tensorboard'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors with exit status 2 for bad input, tracebacks with --debug."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="tfrewind", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("tfrewind: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        hint = f" (see: tfrewind {exc.ctx.info_name} --help)" if getattr(exc, "ctx", None) else ""
+        click.echo(f"tfrewind: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except TfrewindError as exc:
+        if debug:
+            raise
+        click.echo(f"tfrewind: error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

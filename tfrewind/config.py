@@ -1,0 +1,382 @@
+"""Run configuration: dataclasses, YAML loading, CLI overrides and validation.
+
+Why dataclasses (as in open_lth's hparams): one typed, documented source of truth per stage that
+is written next to every run, so a run directory says exactly how it was made. Validation happens
+once, here at the edge, and every message names the field (``train.lr``) and what is allowed.
+Names that live in registries (datasets, models, methods, schedules) are checked by the
+registries themselves before anything is written (see :func:`tfrewind.pipeline.validate`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from .errors import ConfigError
+
+ORIGINAL_SCHEDULES = ("step", "cosine", "one_cycle")
+AUGMENTATIONS = ("auto", "none", "cifar", "crop")
+PRUNING_SCHEDULES = ("one_shot", "gradual", "iterative")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+@dataclass
+class DataConfig:
+    """Which data, and how it is fed."""
+
+    name: str = "digits"
+    """Registered dataset (``digits``, ``image_folder``, ``mock``) or any tensorflow-datasets name."""
+    data_dir: str | None = None
+    """tensorflow-datasets data dir, or the root folder for ``image_folder``."""
+    batch_size: int = 64
+    validation_fraction: float = 0.1
+    """Share of the training split held out for validation (never the test split)."""
+    augment: str = "auto"
+    """``auto`` (pad-4 crop + flip for 32×32 colour images, none otherwise), ``none``, ``cifar``, ``crop``."""
+    image_size: int | None = None
+    """Resize images to this square size (needed for datasets of mixed sizes, e.g. imagenette)."""
+    shuffle_buffer: int = 10_000
+    download: bool = True
+    """Allow tensorflow-datasets to download a dataset that is not prepared in ``data_dir``."""
+
+    def validate(self) -> None:
+        _check(self.batch_size >= 1, "data.batch_size", "must be a positive integer")
+        _check(0.0 < self.validation_fraction < 1.0, "data.validation_fraction", "must be in (0, 1)")
+        _check_choice(self.augment, AUGMENTATIONS, "data.augment")
+        _check(self.image_size is None or self.image_size >= 8, "data.image_size", "must be ≥ 8 or null")
+        _check(self.shuffle_buffer >= 1, "data.shuffle_buffer", "must be a positive integer")
+
+
+@dataclass
+class ModelConfig:
+    """Which network: a registered name or a path to a ``.keras``/``.h5`` tf_keras model."""
+
+    name: str = "small_cnn"
+
+
+@dataclass
+class TrainConfig:
+    """Original (dense) training; its LR schedule is recorded because LR rewinding replays it."""
+
+    epochs: int = 30
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    """PyTorch-style (coupled) weight decay on every weight, as in the paper's code."""
+    schedule: str = "step"
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    """Step-decay epochs: all in (0, 1) as fractions of ``epochs``, or all ≥ 1 as epoch numbers."""
+    gamma: float = 0.1
+    checkpoint_epochs: Union[str, list[int]] = "auto"
+    """Epochs whose weights are kept for weight rewinding: ``auto``, ``all``, ``none`` or a list."""
+    pretrained: str | None = None
+    """Skip original training and start from this model file or run directory."""
+
+    def validate(self) -> None:
+        _check(self.epochs >= 1, "train.epochs", "must be a positive integer")
+        _check(_finite(self.lr) and self.lr > 0, "train.lr", "must be a positive number")
+        _check(0.0 <= self.momentum < 1.0, "train.momentum", "must be in [0, 1)")
+        _check(_finite(self.weight_decay) and self.weight_decay >= 0, "train.weight_decay", "must be ≥ 0")
+        _check_choice(self.schedule, ORIGINAL_SCHEDULES, "train.schedule")
+        _check(0.0 < self.gamma <= 1.0, "train.gamma", "must be in (0, 1]")
+        self.milestone_epochs()  # validates the milestones
+        if isinstance(self.checkpoint_epochs, str):
+            _check_choice(self.checkpoint_epochs, ("auto", "all", "none"), "train.checkpoint_epochs")
+        else:
+            bad = [e for e in self.checkpoint_epochs if not 0 <= e <= self.epochs]
+            _check(not bad, "train.checkpoint_epochs", f"epochs must be in [0, {self.epochs}], got {bad}")
+
+    def milestone_epochs(self) -> list[int]:
+        """The step-decay epochs as integers, sorted."""
+        ms = list(self.milestones)
+        if not ms:
+            return []
+        if all(0.0 < m < 1.0 for m in ms):
+            epochs = [int(round(m * self.epochs)) for m in ms]
+        elif all(m >= 1 and float(m).is_integer() for m in ms):
+            epochs = [int(m) for m in ms]
+        else:
+            raise ConfigError(
+                f"train.milestones: use fractions in (0, 1) or whole epochs ≥ 1, not a mix: {ms}"
+            )
+        _check(epochs == sorted(epochs), "train.milestones", f"must be increasing, got {ms}")
+        return epochs
+
+    def checkpoint_epoch_list(self) -> list[int]:
+        """The epochs (0 = initialisation) whose weights original training keeps."""
+        spec = self.checkpoint_epochs
+        if spec == "none":
+            return []
+        if spec == "all" or (spec == "auto" and self.epochs <= 50):
+            return list(range(self.epochs + 1))
+        if spec == "auto":  # long runs: every 5th epoch keeps disk use bounded
+            return sorted(set(range(0, self.epochs + 1, 5)) | {self.epochs})
+        return sorted(set(spec))
+
+
+@dataclass
+class PruneConfig:
+    """What to remove, and when."""
+
+    method: str = "none"
+    """``none`` (dense only) or a registered pruning method."""
+    sparsity: float = 0.8
+    """Target fraction of weights (or filters) removed, in (0, 1)."""
+    ratios: list[float] | None = None
+    """Per-layer filter ratios for structured methods (overrides ``sparsity``)."""
+    ratios_from: str = "global_magnitude"
+    """Reference method whose per-layer ratios ``random`` copies."""
+    schedule: str = "one_shot"
+    rounds: int = 3
+    """Iterative pruning: number of prune-retrain rounds."""
+
+    def validate(self) -> None:
+        if self.method == "none":
+            return
+        _check(
+            _finite(self.sparsity) and 0.0 < self.sparsity < 1.0,
+            "prune.sparsity",
+            f"must be strictly between 0 and 1, got {self.sparsity}",
+        )
+        if self.ratios is not None:
+            bad = [r for r in self.ratios if not (_finite(r) and 0.0 <= r < 1.0)]
+            _check(not bad, "prune.ratios", f"each ratio must be in [0, 1), got {bad}")
+        _check_choice(self.schedule, PRUNING_SCHEDULES, "prune.schedule")
+        _check(self.rounds >= 1, "prune.rounds", "must be a positive integer")
+
+
+@dataclass
+class RetrainConfig:
+    """How the pruned network is retrained (the paper's subject)."""
+
+    schedule: str = "lr_rewind"
+    budget: str = "50%"
+    """Epochs (``72``) or a share of original training (``45%``)."""
+    fine_tune_lr: float | None = None
+    """Fine-tuning LR; default: the last LR of the original schedule."""
+    div_factor: float = 100.0
+    final_div_factor: float = 100.0
+    pct_start: float = 0.1
+    max_momentum: float = 0.95
+    base_momentum: float = 0.85
+
+    def validate(self) -> None:
+        self.budget_epochs(original_epochs=1_000_000)
+        _check(self.fine_tune_lr is None or self.fine_tune_lr > 0, "retrain.fine_tune_lr", "must be > 0")
+        _check(self.div_factor >= 1, "retrain.div_factor", "must be ≥ 1")
+        _check(self.final_div_factor >= 1, "retrain.final_div_factor", "must be ≥ 1")
+        _check(0.0 < self.pct_start < 1.0, "retrain.pct_start", "must be in (0, 1)")
+        _check(0 <= self.base_momentum <= self.max_momentum < 1, "retrain.base_momentum",
+               "need 0 ≤ base_momentum ≤ max_momentum < 1")
+
+    def budget_epochs(self, original_epochs: int) -> int:
+        """Resolve the budget (``72`` or ``45%``) to whole epochs (at least 1)."""
+        return parse_budget(self.budget, original_epochs)
+
+
+@dataclass
+class ExportConfig:
+    """Edge export after the last stage."""
+
+    format: str = "none"
+    """``none``, ``tflite``, ``keras`` or ``saved_model``."""
+    quantize: str = "none"
+    sparse: bool | None = None
+    """Sparse TFLite encoding; default: on when the weights are sparse."""
+
+
+@dataclass
+class RunConfig:
+    """Everything one run needs; written as ``config.yaml`` in the run directory."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    seed: int = 0
+    deterministic: bool = False
+    strategy: str = "default"
+    out: str | None = None
+    """Run directory; default: a new directory under ``runs/``."""
+
+    def validate(self) -> "RunConfig":
+        for section in (self.data, self.train, self.prune, self.retrain):
+            section.validate()
+        _check(self.seed >= 0, "seed", "must be ≥ 0")
+        _check_choice(self.strategy, STRATEGIES, "strategy")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_budget(budget: str | int | float, original_epochs: int) -> int:
+    """``72`` → 72 epochs; ``45%`` → 45 % of the original epochs (rounded, at least 1)."""
+    text = str(budget).strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
+    if match:
+        share = float(match.group(1)) / 100.0
+        _check(0.0 < share, "retrain.budget", f"a share must be > 0 %, got {text}")
+        return max(1, int(round(share * original_epochs)))
+    if re.fullmatch(r"\d+", text) and int(text) >= 1:
+        return int(text)
+    raise ConfigError(f"retrain.budget: give whole epochs (72) or a share of original training (45%), got {text!r}")
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults ← YAML file ← overrides (dotted keys such as ``train.epochs``), then validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = read_yaml(path)
+    config = from_dict(raw)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            set_dotted(config, key, value)
+    return config.validate()
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections, not {type(data).__name__}")
+    return data
+
+
+def from_dict(raw: dict[str, Any]) -> RunConfig:
+    """Build a RunConfig from nested plain data, refusing unknown keys and wrong types."""
+    return _build(RunConfig, raw, prefix="")
+
+
+def set_dotted(config: RunConfig, key: str, value: Any) -> None:
+    """Set ``section.field`` (or a top-level field) from a CLI value, coercing its type."""
+    target: Any = config
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if not dataclasses.is_dataclass(target) or part not in _field_names(target):
+            raise ConfigError(f"unknown config key {key!r}")
+        target = getattr(target, part)
+    name = parts[-1]
+    if not dataclasses.is_dataclass(target) or name not in _field_names(target):
+        raise ConfigError(f"unknown config key {key!r}; allowed: {', '.join(_field_names(target))}")
+    hint = typing.get_type_hints(type(target))[name]
+    setattr(target, name, _coerce(value, hint, key))
+
+
+def dump_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    names = _field_names(cls)
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(names)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, f"{prefix}{name}.")
+        else:
+            values[name] = _coerce(value, hint, f"{prefix}{name}")
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Convert YAML/CLI values to the annotated type, or raise a ConfigError naming ``key``."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none") and type(None) in options):
+            if type(None) in options:
+                return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} fits none of the allowed types")
+    if origin is list:
+        (item_type,) = typing.get_args(hint)
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if math.isnan(number):
+            raise ConfigError(f"{key}: expected a number, got NaN")
+        return number
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise TypeError(f"unsupported config type {hint} for {key}")
+
+
+def _field_names(obj: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(obj)]
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _check_choice(value: str, allowed: tuple[str, ...], key: str) -> None:
+    _check(value in allowed, key, f"{value!r} is not allowed; choose one of: {', '.join(allowed)}")

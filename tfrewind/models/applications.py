@@ -1,0 +1,36 @@
+"""ImageNet-style architectures from ``tf_keras.applications``, built from scratch (weights=None).
+
+Why no pretrained weights: these machines cannot download, and a pruning study starts from its
+own original training anyway. Users with weights can pass ``--model path/to/model.keras``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .._keras import keras
+from ..errors import ConfigError
+from .registry import MODELS
+
+MIN_SIZE = 32
+
+
+def _application(factory, name: str, input_shape: Sequence[int], num_classes: int) -> keras.Model:
+    height, width = input_shape[0], input_shape[1]
+    if height < MIN_SIZE or width < MIN_SIZE:
+        raise ConfigError(
+            f"model {name} needs images of at least {MIN_SIZE}×{MIN_SIZE}, the data gives "
+            f"{height}×{width}; set data.image_size: {MIN_SIZE} (--set data.image_size={MIN_SIZE})"
+        )
+    return factory(input_shape=tuple(input_shape), weights=None, classes=num_classes,
+                   classifier_activation=None)
+
+
+@MODELS.register("mobilenet_v2")
+def mobilenet_v2(input_shape: Sequence[int], num_classes: int) -> keras.Model:
+    return _application(keras.applications.MobileNetV2, "mobilenet_v2", input_shape, num_classes)
+
+
+@MODELS.register("resnet50")
+def resnet50(input_shape: Sequence[int], num_classes: int) -> keras.Model:
+    return _application(keras.applications.ResNet50, "resnet50", input_shape, num_classes)

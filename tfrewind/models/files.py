@@ -1,0 +1,77 @@
+"""Loading and saving user model files safely.
+
+Why so careful: a model file is user input. It may be missing, truncated, a Keras 3 file (which
+tfmot cannot prune), or carry Lambda code; each gets a one-line error saying what to do, and
+loading always uses ``safe_mode`` (no arbitrary code) and knows tfmot's wrapper classes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .._keras import keras, tfmot
+from ..errors import ModelFileError
+from .layers import CUSTOM_OBJECTS
+
+MODEL_SUFFIXES = (".keras", ".h5")
+
+
+def custom_objects() -> dict:
+    """Everything a tfrewind model file may reference: our layers, tfmot's wrappers, our schedules."""
+    objects = dict(CUSTOM_OBJECTS)
+    with tfmot.sparsity.keras.prune_scope():
+        objects.update(keras.utils.get_custom_objects())
+    return objects
+
+
+def load_model_file(path: str | os.PathLike) -> keras.Model:
+    """Load a tf_keras ``.keras``/``.h5`` model, refusing anything else with a clear message."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file {str(path)!r} does not exist")
+    if path.suffix not in MODEL_SUFFIXES:
+        raise ModelFileError(f"model file {str(path)!r}: expected a .keras or .h5 tf_keras model")
+    if path.suffix == ".keras":
+        _check_keras_archive(path)
+    try:
+        with keras.utils.custom_object_scope(custom_objects()):
+            if path.suffix == ".keras":
+                return keras.models.load_model(path, compile=False, safe_mode=True)
+            return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - any failure here means an unusable file
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"model file {str(path)!r} could not be loaded ({reason}); "
+                             "is it a complete tf_keras model file?") from exc
+
+
+def _check_keras_archive(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError):
+        raise ModelFileError(f"model file {str(path)!r} is corrupt or not a .keras archive") from None
+    version = str(metadata.get("keras_version", ""))
+    if version.startswith("3."):
+        raise ModelFileError(
+            f"model file {str(path)!r} was saved by Keras {version}; tfmot needs tf_keras (Keras 2). "
+            "Rebuild the model with `import tf_keras` (or set TF_USE_LEGACY_KERAS=1) and save it again"
+        )
+
+
+def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Save to a temporary file in the same directory, then rename: never a half-written model."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        model.save(tmp, include_optimizer=False) if path.suffix == ".h5" else model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,119 @@
+"""One training stage: compile with the paper's SGD, fit with logging and checkpoints, evaluate.
+
+Why one function for every stage: original training and every retraining differ only in the
+schedule, the epochs and a few callbacks; the rest (resume via ``BackupAndRestore``, TensorBoard,
+LR/momentum logging, NaN guard, evaluation, ``metrics.json``) must be identical so that stages
+compare fairly and behave the same when interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ._keras import keras, tf
+from .callbacks import MomentumScheduler, NonFiniteLossGuard, ScheduleLogger
+from .config import TrainConfig
+from .data import DataBundle
+from .optim import PaperSGD
+from .schedules import CosineLR, OneCycleLR, OneCycleMomentum, Schedule, StepDecayLR
+
+
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    """Fix Python, NumPy and TensorFlow seeds; optionally make TF ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_strategy(name: str = "default") -> tf.distribute.Strategy:
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+@dataclass
+class StageSchedule:
+    """What drives the optimizer in one stage: an LR schedule and, optionally, a momentum one."""
+
+    lr: Schedule
+    momentum: float = 0.9
+    momentum_schedule: Schedule | None = None
+    epochs: int = 1
+    description: dict[str, Any] = field(default_factory=dict)
+
+
+def original_schedule(config: TrainConfig, steps_per_epoch: int) -> StageSchedule:
+    """The original-training schedule named by ``config.schedule`` (recorded for LR rewinding)."""
+    total = config.epochs * steps_per_epoch
+    momentum_schedule = None
+    if config.schedule == "step":
+        lr = StepDecayLR(config.lr, config.milestone_epochs(), config.gamma, steps_per_epoch)
+    elif config.schedule == "cosine":
+        lr = CosineLR(config.lr, total)
+    else:
+        lr = OneCycleLR(config.lr, total)
+        momentum_schedule = OneCycleMomentum(total)
+    return StageSchedule(lr=lr, momentum=config.momentum, momentum_schedule=momentum_schedule,
+                         epochs=config.epochs)
+
+
+def compile_model(model: keras.Model, schedule: StageSchedule, weight_decay: float) -> None:
+    model.compile(
+        optimizer=PaperSGD(schedule.lr, momentum=schedule.momentum, weight_decay=weight_decay),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=_outputs_logits(model)),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def _outputs_logits(model: keras.Model) -> bool:
+    """Our models end in a linear layer; a user model ending in softmax gives probabilities."""
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    if activation is None and hasattr(last, "layer"):  # a pruning wrapper
+        activation = getattr(last.layer, "activation", None)
+    return getattr(activation, "__name__", "linear") != "softmax"
+
+
+def fit_stage(model: keras.Model, data: DataBundle, schedule: StageSchedule, *, stage: str, stage_dir: Path,
+              log_dir: Path, callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int = 1) -> dict[str, Any]:
+    """Fit for ``schedule.epochs`` epochs (resuming from ``stage_dir/backup`` if present); return metrics."""
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    steps_per_epoch = data.steps_per_epoch
+    every = max(1, steps_per_epoch // 10)
+    all_callbacks: list[keras.callbacks.Callback] = [NonFiniteLossGuard(stage)]
+    if schedule.momentum_schedule is not None:
+        all_callbacks.append(MomentumScheduler(schedule.momentum_schedule))
+    all_callbacks += [
+        *callbacks,
+        ScheduleLogger(log_dir / "schedule", every_n_steps=every),
+        keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch", write_graph=False, profile_batch=0),
+        keras.callbacks.BackupAndRestore(str(stage_dir / "backup"), delete_checkpoint=True),
+    ]
+    started = time.perf_counter()
+    history = model.fit(data.train, validation_data=data.validation, epochs=schedule.epochs,
+                        callbacks=all_callbacks, verbose=verbose)
+    seconds = time.perf_counter() - started
+    metrics = {"stage": stage, "epochs": schedule.epochs, "steps_per_epoch": steps_per_epoch,
+               "seconds": round(seconds, 3), "history": _history(history)}
+    metrics.update(evaluate(model, data))
+    return metrics
+
+
+def evaluate(model: keras.Model, data: DataBundle) -> dict[str, float]:
+    """Test-split loss and top-1 accuracy (compiled metrics of ``model``)."""
+    results = model.evaluate(data.test, verbose=0, return_dict=True)
+    return {"test_loss": float(results["loss"]), "test_accuracy": float(results["accuracy"])}
+
+
+def _history(history: keras.callbacks.History) -> dict[str, list[float]]:
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
