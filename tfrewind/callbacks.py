@@ -29,8 +29,14 @@ from .optim import get_momentum, set_momentum
 
 
 def current_lr(optimizer: keras.optimizers.Optimizer) -> float:
-    """The LR the optimizer's next step will use (schedules are evaluated at ``iterations``)."""
-    lr = optimizer.learning_rate
+    """The LR the optimizer's next step will use (schedules are evaluated at ``iterations``).
+
+    Why not ``optimizer.learning_rate``: with a schedule, tf_keras returns the value cached at
+    the *previous* step, which lags by one step (and by one epoch at epoch boundaries).
+    """
+    lr = getattr(optimizer, "_learning_rate", None)
+    if lr is None:
+        lr = optimizer.learning_rate
     if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
         return float(lr(optimizer.iterations))
     return float(keras.backend.get_value(lr))
@@ -61,9 +67,10 @@ class MomentumScheduler(keras.callbacks.Callback):
 class ScheduleLogger(keras.callbacks.Callback):
     """Log the learning rate and momentum, per epoch (into ``logs``) and every ``every_n_steps``.
 
-    Per epoch, ``learning_rate`` and ``momentum`` are added to the epoch logs, so a TensorBoard
-    callback placed *after* this one writes them as ``epoch_learning_rate``/``epoch_momentum`` and
-    the History records them. Per step they go to their own event file in ``log_dir`` (a separate
+    Per epoch, ``lr`` and ``momentum`` — the values in force at the epoch's *first* step — are
+    added to the epoch logs, so a TensorBoard callback placed *after* this one writes them as
+    ``epoch_lr``/``epoch_momentum`` and the History records them. (TensorBoard's own
+    ``epoch_learning_rate`` is sampled at the epoch's end, i.e. the next epoch's first LR.) Per step they go to their own event file in ``log_dir`` (a separate
     writer, so they never duplicate the TensorBoard callback's events).
     """
 
@@ -99,7 +106,7 @@ class ScheduleLogger(keras.callbacks.Callback):
         if logs is None or self._epoch_values is None:
             return
         lr, momentum = self._epoch_values  # the values in force at the epoch's first step
-        logs["learning_rate"] = lr
+        logs["lr"] = lr
         if momentum is not None:
             logs["momentum"] = momentum
 
@@ -119,7 +126,9 @@ def save_weights_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     """Write weights to a temporary ``.h5`` beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".h5", dir=path.parent)
+    # Same suffix as the target: tf_keras picks the weights format from it (".weights.h5" ≠ ".h5").
+    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         model.save_weights(tmp)

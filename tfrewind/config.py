@@ -75,7 +75,7 @@ class TrainConfig:
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
     """Step-decay epochs: all in (0, 1) as fractions of ``epochs``, or all ≥ 1 as epoch numbers."""
     gamma: float = 0.1
-    checkpoint_epochs: Union[str, list[int]] = "auto"
+    checkpoint_epochs: Union[list[int], str] = "auto"
     """Epochs whose weights are kept for weight rewinding: ``auto``, ``all``, ``none`` or a list."""
     pretrained: str | None = None
     """Skip original training and start from this model file or run directory."""

@@ -20,7 +20,7 @@ SPLIT_SEED = 0
 def _from_directory(directory: Path, size: int, **kwargs) -> tf.data.Dataset:
     return keras.utils.image_dataset_from_directory(
         directory, image_size=(size, size), batch_size=None, shuffle=True, seed=SPLIT_SEED,
-        label_mode="int", verbose=False, **kwargs)
+        label_mode="int", **kwargs)
 
 
 @DATASETS.register("image_folder")

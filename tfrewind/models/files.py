@@ -23,8 +23,10 @@ MODEL_SUFFIXES = (".keras", ".h5")
 def custom_objects() -> dict:
     """Everything a tfrewind model file may reference: our layers, tfmot's wrappers, our schedules."""
     objects = dict(CUSTOM_OBJECTS)
+    objects.update(keras.utils.get_custom_objects())
+    # prune_scope's objects are thread-local: get_custom_objects() does not list them.
     with tfmot.sparsity.keras.prune_scope():
-        objects.update(keras.utils.get_custom_objects())
+        objects["PruneLowMagnitude"] = keras.utils.get_registered_object("PruneLowMagnitude")
     return objects
 
 

@@ -1,0 +1,123 @@
+"""`tfrewind train` end to end on digits: run directory, TensorBoard files, checkpoints, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from tbreader import read_scalars
+from tfrewind.cli import main
+
+
+def run_cli(args, capsys):
+    """Run the CLI in-process; return (exit status, stdout, stderr)."""
+    code = 0
+    try:
+        main(args)
+    except SystemExit as exc:
+        code = exc.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_ok(args):
+    try:
+        main(args)
+    except SystemExit as exc:  # click exits 0 after a command in standalone mode
+        assert exc.code in (0, None)
+
+
+@pytest.fixture(scope="module")
+def dense_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "dense"
+    run_ok(["train", "--epochs", "4", "--out", str(out), "--quiet", "--set", "train.milestones=2,3"])
+    return out
+
+
+def test_run_directory_holds_everything(dense_run):
+    config = yaml.safe_load((dense_run / "config.yaml").read_text())
+    assert config["train"]["epochs"] == 4 and config["data"]["name"] == "digits"
+    metrics = json.loads((dense_run / "original" / "metrics.json").read_text())
+    assert 0.5 < metrics["test_accuracy"] <= 1.0  # a real model learned real digits
+    assert len(metrics["history"]["loss"]) == 4
+    assert (dense_run / "original" / "model.keras").exists()
+
+
+def test_recorded_schedule_is_the_one_used(dense_run):
+    record = json.loads((dense_run / "original" / "schedule.json").read_text())
+    assert record["epochs"] == 4
+    np.testing.assert_allclose(record["lr_per_epoch"], [0.1, 0.1, 0.01, 0.001], rtol=1e-5)
+    from tfrewind.pipeline import load_recorded_schedule
+
+    schedule, _ = load_recorded_schedule(dense_run / "original" / "schedule.json")
+    steps = record["steps_per_epoch"]
+    assert float(schedule(2 * steps - 1)) == pytest.approx(0.1)
+    assert float(schedule(2 * steps)) == pytest.approx(0.01)
+
+
+def test_rewind_checkpoints_hold_each_epochs_weights(dense_run):
+    from tfrewind.models import load_model_file
+
+    checkpoints = sorted((dense_run / "original" / "checkpoints").glob("epoch_*.weights.h5"))
+    assert [p.name[:10] for p in checkpoints] == [f"epoch_{e:04d}" for e in range(5)]
+    model = load_model_file(dense_run / "original" / "model.keras")
+    final = [w.copy() for w in model.get_weights()]
+    model.load_weights(checkpoints[-1])
+    assert all(np.array_equal(a, b) for a, b in zip(final, model.get_weights()))
+    model.load_weights(checkpoints[0])
+    assert not all(np.array_equal(a, b) for a, b in zip(final, model.get_weights()))
+
+
+def test_tensorboard_files_read_back(dense_run):
+    train = read_scalars(dense_run / "tensorboard" / "original" / "train")
+    assert len(train["epoch_loss"]) == 4 and len(train["epoch_accuracy"]) == 4
+    assert [round(v, 5) for _, v in train["epoch_lr"]] == [0.1, 0.1, 0.01, 0.001]
+    assert all(v == pytest.approx(0.9) for _, v in train["epoch_momentum"])
+    validation = read_scalars(dense_run / "tensorboard" / "original" / "validation")
+    assert len(validation["epoch_accuracy"]) == 4
+    per_step = read_scalars(dense_run / "tensorboard" / "original" / "schedule")
+    assert len(per_step["step_learning_rate"]) >= 4 * 4
+
+
+def test_same_command_again_skips_the_finished_stage(dense_run, capsys):
+    before = (dense_run / "original" / "metrics.json").read_text()
+    run_ok(["train", "--epochs", "4", "--out", str(dense_run), "--quiet", "--set", "train.milestones=2,3"])
+    assert (dense_run / "original" / "metrics.json").read_text() == before
+
+
+def test_other_config_on_same_run_dir_is_refused(dense_run, capsys):
+    code, _, err = run_cli(["train", "--epochs", "5", "--out", str(dense_run), "--quiet"], capsys)
+    assert code == 2 and "train.epochs" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--dataset", "no_such_set_xyz"], "unknown dataset"),
+    (["--model", "resnet21"], "unknown model"),
+    (["--model", "missing/model.keras"], "does not exist"),
+    (["--epochs", "0"], "train.epochs"),
+    (["--lr", "-0.1"], "train.lr"),
+    (["--batch-size", "-4"], "data.batch_size"),
+    (["--set", "train.nope=1"], "unknown config key"),
+    (["--set", "novalue"], "KEY=VALUE"),
+    (["--epochs", "many"], "many"),
+    (["--config", "missing.yaml"], "does not exist"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["train", *args], capsys)
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert needle in lines[0] and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_help_explains_options(capsys):
+    code, out, _ = run_cli(["train", "--help"], capsys)
+    assert code == 0
+    for flag in ("--dataset", "--data-dir", "--model", "--epochs", "--batch-size", "--lr", "--seed",
+                 "--deterministic", "--out", "--config"):
+        assert flag in out

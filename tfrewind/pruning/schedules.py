@@ -1,0 +1,100 @@
+"""When to prune: one-shot (fixed masks), gradual (tfmot's PolynomialDecay) and iterative rounds.
+
+Why our own tfmot ``PruningSchedule``: tfmot recomputes masks by per-layer magnitude whenever its
+schedule says so. Masks we choose ourselves (global magnitude, random, a one-shot magnitude mask
+computed before training) must never be overwritten, so :class:`FixedMask` always answers "don't
+prune". It is registered keras-serializable under package ``tfrewind`` and its ``get_config``
+returns ``{"class_name", "config"}`` (what ``PruneLowMagnitude.from_config`` deserializes), so
+saved pruned models reload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from .._keras import keras, tf, tfmot
+from ..config import PruneConfig
+from ..errors import ConfigError
+
+
+@keras.utils.register_keras_serializable(package="tfrewind")
+class FixedMask(tfmot.sparsity.keras.PruningSchedule):
+    """A schedule that never prunes: the masks written into the wrappers stay as they are.
+
+    ``sparsity`` is informational only (the target the masks were made for); tfmot reads it
+    only when the first element of ``__call__`` is true, which never happens.
+    """
+
+    def __init__(self, sparsity: float = 0.0):
+        self.sparsity = float(sparsity)
+
+    def __call__(self, step):
+        return tf.constant(False), tf.constant(self.sparsity, dtype=tf.float32)
+
+    def get_config(self) -> dict:
+        return {
+            "class_name": keras.utils.get_registered_name(type(self)),
+            "config": {"sparsity": self.sparsity},
+        }
+
+
+def gradual_schedule(target: float, begin_step: int, end_step: int, frequency: int = 100,
+                     initial_sparsity: float = 0.0, power: float = 3.0):
+    """tfmot's PolynomialDecay (Zhu & Gupta 2017) from ``initial_sparsity`` to ``target``.
+
+    tfmot counts steps from 1 (its step counter is incremented before the first mask update), so
+    ``begin_step=0`` prunes first at step ``frequency`` — or at step 1 when ``frequency`` is 1.
+    """
+    if end_step <= begin_step:
+        raise ConfigError(f"gradual pruning: end_step ({end_step}) must be after begin_step ({begin_step})")
+    if frequency < 1:
+        raise ConfigError(f"gradual pruning: frequency must be ≥ 1, got {frequency}")
+    return tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=float(initial_sparsity), final_sparsity=float(target),
+        begin_step=int(begin_step), end_step=int(end_step), power=float(power),
+        frequency=int(frequency))
+
+
+def iterative_targets(final: float, rounds: int) -> list[float]:
+    """Cumulative sparsity after each round, geometric: every round keeps the same share of weights.
+
+    After round ``r`` a fraction ``(1 - final) ** (r / rounds)`` of the weights remains, so the
+    last target is exactly ``final`` (as in Han et al. / Frankle & Carbin iterative pruning).
+    """
+    if rounds < 1:
+        raise ConfigError(f"prune.rounds: must be a positive integer, got {rounds}")
+    targets = [1.0 - (1.0 - final) ** (r / rounds) for r in range(1, rounds + 1)]
+    targets[-1] = float(final)
+    return targets
+
+
+def round_fraction(final: float, rounds: int) -> float:
+    """Share of the *remaining* filters one round removes so ``rounds`` rounds remove ``final``."""
+    if rounds < 1:
+        raise ConfigError(f"prune.rounds: must be a positive integer, got {rounds}")
+    return 1.0 - (1.0 - final) ** (1.0 / rounds)
+
+
+def iterative_plan(config: PruneConfig, structured: bool) -> list[PruneConfig]:
+    """One one-shot :class:`PruneConfig` per round of iterative pruning.
+
+    Why different meanings: an unstructured round re-prunes the same (masked) model, so its
+    targets are cumulative sparsities and old zeros stay zero. A structured round prunes a
+    physically smaller model, so its ratios are relative to the filters left, compounding to the
+    final ratios.
+    """
+    rounds = config.rounds
+    plans = []
+    for r in range(rounds):
+        if structured:
+            sparsity = round_fraction(config.sparsity, rounds)
+            ratios = None if config.ratios is None else [round_fraction(x, rounds) for x in config.ratios]
+        else:
+            sparsity, ratios = iterative_targets(config.sparsity, rounds)[r], config.ratios
+        plans.append(dataclasses.replace(config, sparsity=sparsity, ratios=ratios, schedule="one_shot"))
+    return plans
+
+
+def is_finite_fraction(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and 0.0 < x < 1.0
