@@ -1,0 +1,90 @@
+"""Pruning: unstructured masks on tfmot wrappers, and filter pruning with physical surgery.
+
+The API the pipeline calls::
+
+    result = prune(model, config.prune, seed)         # one pruning step → PruneResult
+    model.fit(..., callbacks=pruning_callbacks(result.model))
+    plain = strip(result.model)                        # for export
+
+``prune`` performs one pruning step. ``gradual`` hands pruning to tfmot during the next training
+(pass ``end_step``); ``iterative`` is driven by the caller, one ``prune`` per round with the
+configs from :func:`iterative_plan` (an already-pruned model keeps its zeros).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .._keras import keras
+from ..config import PRUNING_SCHEDULES, PruneConfig
+from ..errors import ConfigError
+from . import structured, unstructured  # noqa: F401  (register the methods)
+from .flops import count_nonzero, count_params, macs_per_layer, sparse_macs, total_macs
+from .presets import PRESETS
+from .registry import METHODS, Method, PruneRequest, PruneResult
+from .report import size_report, sparsity_report
+from .schedules import FixedMask, gradual_schedule, iterative_plan, iterative_targets, round_fraction
+from .structured import prunable_convs
+from .wrappers import is_wrapped, masks, prunable_layers, pruning_callbacks, strip, wrap, wrappers
+
+
+def _check_sparsity(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 < value < 1.0:
+        raise ConfigError(f"{key}: must be strictly between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def make_request(config: PruneConfig, seed: int, target_sparsity: float | None = None,
+                 **options: Any) -> tuple[Method, PruneRequest]:
+    """Validate ``config`` (+ overrides) into the method to run and its :class:`PruneRequest`."""
+    method = METHODS.get(config.method)
+    key = "target_sparsity" if target_sparsity is not None else "prune.sparsity"
+    sparsity = _check_sparsity(config.sparsity if target_sparsity is None else target_sparsity, key)
+    if config.schedule not in PRUNING_SCHEDULES:
+        raise ConfigError(f"prune.schedule: {config.schedule!r} is not allowed; choose one of: "
+                          f"{', '.join(PRUNING_SCHEDULES)}")
+    if config.schedule == "gradual" and not method.supports_gradual:
+        gradual = [m for m in METHODS.names() if METHODS.get(m).supports_gradual]
+        raise ConfigError(f"prune.schedule gradual: works with method {', '.join(gradual)}, "
+                          f"not {config.method!r} (use one_shot or iterative)")
+    ratios = config.ratios
+    if (ratios is not None or options.get("preset")) and not method.structured:
+        filter_methods = [m for m in METHODS.names() if METHODS.get(m).structured]
+        raise ConfigError(f"prune.ratios: per-layer filter ratios apply to {', '.join(filter_methods)}, "
+                          f"not {config.method!r}")
+    if isinstance(ratios, (list, tuple)):
+        for i, r in enumerate(ratios):
+            if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) \
+                    or not 0.0 <= r < 1.0:
+                raise ConfigError(f"prune.ratios[{i}]: each ratio must be in [0, 1), got {r!r}")
+    request = PruneRequest(method=config.method, sparsity=sparsity, seed=int(seed), ratios=ratios,
+                           ratios_from=config.ratios_from, schedule=config.schedule, **options)
+    return method, request
+
+
+def prune(model: keras.Model, config: PruneConfig, seed: int, target_sparsity: float | None = None,
+          *, begin_step: int = 0, end_step: int | None = None, frequency: int = 100,
+          m_by_n: tuple[int, int] = (2, 4), policy: str | None = None,
+          preset: str | None = None) -> PruneResult:
+    """Prune ``model`` (never modified) once with ``config.method``; see :class:`PruneResult`.
+
+    ``target_sparsity`` overrides ``config.sparsity`` (iterative rounds). ``begin_step``/
+    ``end_step``/``frequency``: tfmot steps of the ``gradual`` schedule. ``m_by_n``: the pattern of
+    the ``m_by_n`` method. ``policy="xnnpack"``: tfmot's PruneForLatencyOnXNNPack (1×1 convs only).
+    ``preset``: named filter ratios (:data:`PRESETS`) for filter methods.
+    """
+    method, request = make_request(config, seed, target_sparsity, begin_step=begin_step,
+                                   end_step=end_step, frequency=frequency, m_by_n=tuple(m_by_n),
+                                   policy=policy, preset=preset)
+    return method.run(model, request)
+
+
+__all__ = [
+    "METHODS", "PRESETS", "FixedMask", "Method", "PruneRequest", "PruneResult",
+    "count_nonzero", "count_params", "gradual_schedule", "is_wrapped", "iterative_plan",
+    "iterative_targets", "macs_per_layer", "make_request", "masks", "prunable_convs",
+    "prunable_layers", "prune", "pruning_callbacks", "round_fraction", "size_report",
+    "sparse_macs", "sparsity_report", "strip", "total_macs", "wrap", "wrappers",
+]
