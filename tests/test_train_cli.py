@@ -33,7 +33,8 @@ def run_ok(args):
 @pytest.fixture(scope="module")
 def dense_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "dense"
-    run_ok(["train", "--epochs", "4", "--out", str(out), "--quiet", "--set", "train.milestones=2,3"])
+    run_ok(["train", "--epochs", "4", "--out", str(out), "--quiet", "--set", "train.milestones=2,3",
+            "--prune", "none"])
     return out
 
 
@@ -84,12 +85,13 @@ def test_tensorboard_files_read_back(dense_run):
 
 def test_same_command_again_skips_the_finished_stage(dense_run, capsys):
     before = (dense_run / "original" / "metrics.json").read_text()
-    run_ok(["train", "--epochs", "4", "--out", str(dense_run), "--quiet", "--set", "train.milestones=2,3"])
+    run_ok(["train", "--epochs", "4", "--out", str(dense_run), "--quiet", "--set", "train.milestones=2,3",
+            "--prune", "none"])
     assert (dense_run / "original" / "metrics.json").read_text() == before
 
 
 def test_other_config_on_same_run_dir_is_refused(dense_run, capsys):
-    code, _, err = run_cli(["train", "--epochs", "5", "--out", str(dense_run), "--quiet"], capsys)
+    code, _, err = run_cli(["train", "--epochs", "5", "--out", str(dense_run), "--quiet", "--prune", "none"], capsys)
     assert code == 2 and "train.epochs" in err and "Traceback" not in err
 
 

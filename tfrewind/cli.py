@@ -75,20 +75,76 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+SCHEDULE_NAMES = ("fine_tune", "lr_rewind", "weight_rewind", "scaled_lr_restart", "one_cycle")
+
+
 @cli.command()
 @config_options
-@click.option("--quiet", is_flag=True, help="No per-epoch progress bar.")
-def train(quiet: bool, **options) -> None:
-    """Train (original training; then prune, retrain, evaluate and export as configured).
+@click.option("--prune", "prune_method", help="Pruning method: none (default), magnitude, global_magnitude, "
+                                              "random, m_by_n, l1_filter, random_filter.")
+@click.option("--sparsity", type=float, help="Target fraction of weights (or filters) removed, in (0, 1). Default 0.8.")
+@click.option("--ratios", help="Per-layer filter ratios for l1_filter/random_filter, comma-separated.")
+@click.option("--ratios-from", help="Whose per-layer ratios random pruning copies: global_magnitude (default), "
+                                    "magnitude, uniform.")
+@click.option("--prune-schedule", help="When to prune: one_shot (default), gradual, iterative.")
+@click.option("--schedule", "retrain_schedule", type=click.Choice(SCHEDULE_NAMES),
+              help="Retraining schedule. Default: lr_rewind.")
+@click.option("--budget", help="Retraining budget: epochs (72) or a share of original training (45%). Default 50%.")
+@click.option("--pretrained", type=click.Path(), help="Skip original training: a model file or a run directory.")
+@click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
+def train(prune_method, sparsity, ratios, ratios_from, prune_schedule, retrain_schedule, budget, pretrained,
+          quiet: bool, **options) -> None:
+    """Train, then prune, retrain and evaluate as configured — the whole loop.
 
     With no options it trains the small CNN on scikit-learn's digits, offline, and writes
     TensorBoard logs, the resolved config, checkpoints and metrics.json into a run directory.
+    With --prune METHOD it then prunes to --sparsity and retrains with --schedule for --budget.
     """
     from .pipeline import train as run_train
 
-    config = build_config(**options)
+    extra = {"prune.method": prune_method, "prune.sparsity": sparsity, "prune.ratios": ratios,
+             "prune.ratios_from": ratios_from, "prune.schedule": prune_schedule,
+             "retrain.schedule": retrain_schedule, "retrain.budget": budget, "train.pretrained": pretrained}
+    config = build_config(**options, extra=extra)
     result = run_train(config, verbose=0 if quiet else 2)
     _print_summary(result)
+
+
+@cli.command()
+@click.option("--schedule", "names", default="lr_rewind", show_default=True,
+              help=f"Schedule to preview ({', '.join(SCHEDULE_NAMES)}); for PNG a comma list or 'all'.")
+@click.option("--budget", default="72", show_default=True, help="Retraining epochs, or a share such as 45%.")
+@click.option("--original-epochs", default=160, show_default=True, type=int, help="Original training epochs T.")
+@click.option("--original-lr", default=0.1, show_default=True, type=float, help="Original peak learning rate.")
+@click.option("--original-schedule", default="step", show_default=True,
+              type=click.Choice(["step", "cosine", "one_cycle"]), help="Shape of the original schedule.")
+@click.option("--milestones", default="80,120", show_default=True, help="Original step-decay epochs (×0.1 each).")
+@click.option("--steps-per-epoch", default=782, show_default=True, type=int,
+              help="Optimizer steps per epoch (782 = CIFAR-10 at batch 64).")
+@click.option("--per-step", is_flag=True, help="One CSV row per step instead of per epoch.")
+@click.option("--format", "fmt", default="csv", show_default=True, type=click.Choice(["csv", "png"]))
+@click.option("--out", default=None, help="PNG path. Default: schedule.png")
+def schedule(names, budget, original_epochs, original_lr, original_schedule, milestones, steps_per_epoch,
+             per_step, fmt, out) -> None:
+    """Preview a retraining schedule: CSV (epoch,lr,momentum) to stdout, or a PNG like the paper's Figure 1."""
+    from .config import parse_budget, _coerce
+    from .preview import ALL_SCHEDULES, describe_original, plot_schedules, rows_to_csv, schedule_rows
+
+    chosen = list(ALL_SCHEDULES) if names == "all" else [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in SCHEDULE_NAMES]
+    if unknown:
+        raise click.BadParameter(f"unknown schedule {unknown[0]!r}; choose from {', '.join(SCHEDULE_NAMES)}",
+                                 param_hint="--schedule")
+    epochs = parse_budget(budget, original_epochs)
+    original = describe_original(original_epochs, original_lr, _coerce(milestones, list[int], "--milestones"),
+                                 steps_per_epoch, schedule=original_schedule)
+    if fmt == "png":
+        path = plot_schedules(chosen, epochs, original, out or "schedule.png")
+        click.echo(f"wrote {path}")
+        return
+    if len(chosen) != 1:
+        raise click.BadParameter("CSV previews one schedule at a time", param_hint="--schedule")
+    click.echo(rows_to_csv(schedule_rows(chosen[0], epochs, original, per_step=per_step), per_step), nl=False)
 
 
 def _print_summary(result) -> None:

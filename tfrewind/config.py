@@ -126,8 +126,8 @@ class TrainConfig:
 class PruneConfig:
     """What to remove, and when."""
 
-    method: str = "none"
-    """``none`` (dense only) or a registered pruning method."""
+    method: str = "global_magnitude"
+    """``none`` (dense training only) or a registered pruning method (the paper's unstructured default)."""
     sparsity: float = 0.8
     """Target fraction of weights (or filters) removed, in (0, 1)."""
     ratios: list[float] | None = None

@@ -14,18 +14,23 @@ from typing import Any
 
 from ._keras import keras
 from .callbacks import RewindCheckpointer, current_lr
-from .config import RunConfig
+from .config import PruneConfig, RunConfig
 from .data import DataBundle, load_data
 from .errors import ModelFileError
 from .io import read_json, write_json_atomic
 from .models import MODELS, build_model, is_model_path, load_model_file, save_model_atomic
 from .rundir import RunDir
-from .schedules import Schedule
+from .monitor import SparsityMonitor
+from .retraining import (RETRAIN_SCHEDULES, OriginalRecord, build_retrain_schedule, needs_weight_rewind, rewind_epoch_checkpoint,
+                         rewind_weights)
+from .schedules import ConstantLR, Schedule
 from .training import (StageSchedule, compile_model, evaluate, fit_stage, make_strategy, original_schedule,
                        set_seed)
 from . import schedules as _schedules  # noqa: F401  (registers schedule classes for reloading)
 
 ORIGINAL = "original"
+PRUNE = "prune"
+RETRAIN = "retrain"
 
 
 @dataclass
@@ -46,6 +51,14 @@ def validate(config: RunConfig) -> None:
         MODELS.get(config.model.name)
     if config.model.name and is_model_path(config.model.name) and not Path(config.model.name).exists():
         raise ModelFileError(f"model file {config.model.name!r} does not exist")
+    pretrained = config.train.pretrained
+    if pretrained and not Path(pretrained).exists():
+        raise ModelFileError(f"train.pretrained: {pretrained!r} does not exist")
+    if config.prune.method != "none":
+        from .pruning import METHODS
+
+        METHODS.get(config.prune.method)
+        RETRAIN_SCHEDULES.get(config.retrain.schedule)
 
 
 def train(config: RunConfig, verbose: int = 1) -> RunResult:
@@ -61,7 +74,126 @@ def train(config: RunConfig, verbose: int = 1) -> RunResult:
     with strategy.scope():
         model = original_stage(run, model, data, config, verbose)
     result.stages[ORIGINAL] = run.metrics(ORIGINAL)
+    if config.prune.method == "none":
+        return result
+    original = original_record(run, config, data)
+    for prune_name, retrain_name, round_config in prune_rounds(config):
+        with strategy.scope():
+            pruned = prune_stage(run, prune_name, model, data, config, round_config)
+            model = retrain_stage(run, retrain_name, pruned, data, config, original, verbose)
+        result.stages[prune_name] = run.metrics(prune_name)
+        result.stages[retrain_name] = run.metrics(retrain_name)
     return result
+
+
+def prune_rounds(config: RunConfig) -> list[tuple[str, str, PruneConfig]]:
+    """(prune stage, retrain stage, that round's prune config): one round unless iterative."""
+    if config.prune.schedule != "iterative":
+        return [(PRUNE, RETRAIN, config.prune)]
+    from .pruning import METHODS, iterative_plan
+
+    plans = iterative_plan(config.prune, METHODS.get(config.prune.method).structured)
+    return [(f"{PRUNE}_r{i}", f"{RETRAIN}_r{i}", plan) for i, plan in enumerate(plans, start=1)]
+
+
+def original_record(run: RunDir, config: RunConfig, data: DataBundle) -> OriginalRecord:
+    """The original schedule to rewind to: recorded by this run, by a pretrained run, or described by config."""
+    recorded = run.stage_dir(ORIGINAL) / "schedule.json"
+    pretrained = config.train.pretrained
+    if pretrained and Path(pretrained).is_dir():
+        recorded = Path(pretrained) / ORIGINAL / "schedule.json"
+    elif pretrained:
+        return OriginalRecord.from_config(config.train, data.steps_per_epoch)
+    return OriginalRecord.from_file(recorded)
+
+
+def _checkpoint_dir(run: RunDir, config: RunConfig) -> Path:
+    pretrained = config.train.pretrained
+    base = Path(pretrained) if pretrained and Path(pretrained).is_dir() else run.path
+    return base / ORIGINAL / "checkpoints"
+
+
+def prune_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, config: RunConfig,
+                prune_config: PruneConfig) -> keras.Model:
+    """Prune ``model``, evaluate it before retraining, and record per-layer sparsity, params and FLOPs."""
+    from .pruning import prune
+
+    stage_dir = run.stage_dir(stage)
+    if run.is_done(stage):
+        return load_model_file(stage_dir / "model.keras")
+    options = {}
+    if prune_config.schedule == "gradual":  # tfmot prunes during retraining: reach the target by 75 % of it
+        budget_steps = config.retrain.budget_epochs(_original_epochs(run, config)) * data.steps_per_epoch
+        options = {"begin_step": 0, "end_step": max(1, int(0.75 * budget_steps)),
+                   "frequency": max(1, data.steps_per_epoch // 2)}
+    result = prune(model, prune_config, seed=config.seed, **options)
+    pruned = result.model
+    compile_model(pruned, StageSchedule(ConstantLR(0.0)), 0.0)
+    metrics = {"stage": stage, "method": prune_config.method, "sparsity_target": prune_config.sparsity,
+               "structured": result.structured, **evaluate(pruned, data), "report": result.report}
+    _log_prune_report(run.log_dir(stage), result.report)
+    save_model_atomic(pruned, stage_dir / "model.keras")
+    run.write_metrics(stage, metrics)
+    return pruned
+
+
+def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, config: RunConfig,
+                  original: OriginalRecord, verbose: int = 1) -> keras.Model:
+    """Retrain the pruned model with the configured schedule and budget; masks stay fixed."""
+    from .pruning import is_wrapped, pruning_callbacks, sparsity_report, strip
+
+    stage_dir = run.stage_dir(stage)
+    if run.is_done(stage):
+        return load_model_file(stage_dir / "model.keras")
+    budget = config.retrain.budget_epochs(original.epochs)
+    schedule = build_retrain_schedule(config.retrain.schedule, original, budget, config.retrain)
+    if needs_weight_rewind(schedule):
+        _rewind(run, config, model, original.epochs - budget)
+    compile_model(model, schedule, config.train.weight_decay)
+    callbacks = list(pruning_callbacks(model))
+    if is_wrapped(model):
+        callbacks.append(SparsityMonitor(run.log_dir(stage) / "sparsity",
+                                         fixed_masks=config.prune.schedule != "gradual"))
+    metrics = fit_stage(model, data, schedule, stage=stage, stage_dir=stage_dir, log_dir=run.log_dir(stage),
+                        callbacks=callbacks, verbose=verbose)
+    metrics.update({"schedule": config.retrain.schedule, "budget_epochs": budget,
+                    "schedule_details": schedule.description, "sparsity": sparsity_report(model)})
+    save_model_atomic(model, stage_dir / "model.keras")
+    save_model_atomic(strip(model), stage_dir / "model_stripped.keras")
+    run.write_metrics(stage, metrics)
+    return model
+
+
+def _original_epochs(run: RunDir, config: RunConfig) -> int:
+    record = run.stage_dir(ORIGINAL) / "schedule.json"
+    return int(read_json(record)["epochs"]) if record.exists() else config.train.epochs
+
+
+def _rewind(run: RunDir, config: RunConfig, model: keras.Model, epoch: int) -> None:
+    """Weight rewinding: surviving weights back to their values after ``epoch`` original epochs."""
+    checkpoint = rewind_epoch_checkpoint(_checkpoint_dir(run, config), epoch)
+    dense = load_model_file(run.stage_dir(ORIGINAL) / "model.keras")
+    dense.load_weights(checkpoint)
+    kept = None
+    prune_metrics = run.metrics(PRUNE) if run.is_done(PRUNE) else {}
+    if prune_metrics.get("structured"):
+        kept = prune_metrics["report"].get("kept_filters")
+    rewind_weights(model, dense, kept)
+
+
+def _log_prune_report(log_dir: Path, report: dict[str, Any]) -> None:
+    """Per-layer sparsity and size counts as TensorBoard scalars (step 0) for the prune stage."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default(step=0):
+        for row in report.get("layers", []):
+            if "sparsity" in row:
+                tf.summary.scalar(f"sparsity/{row['layer']}", float(row["sparsity"]))
+        for key in ("params_before", "params_after", "flops_before", "flops_after", "sparsity"):
+            if isinstance(report.get(key), (int, float)):
+                tf.summary.scalar(f"prune/{key}", float(report[key]))
+    writer.close()
 
 
 def _initial_model(config: RunConfig, data: DataBundle) -> keras.Model:

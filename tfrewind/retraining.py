@@ -1,0 +1,195 @@
+"""Retraining schedules of the paper, built from the recorded original schedule and a budget.
+
+Definitions (budget E epochs, original training T epochs with schedule lr_orig):
+
+* ``fine_tune`` (FT): constant LR = the last LR of the original schedule.
+* ``lr_rewind`` (LRW): keep the pruned weights, replay the last E epochs: lr(e) = lr_orig(T − E + e).
+* ``weight_rewind`` (WR): the same LR replay, and the surviving weights are reset to their values
+  after epoch T − E of original training (see :func:`rewind_weights`).
+* ``scaled_lr_restart`` (SLR): cosine warm-up from the final to the peak original LR over 10 % of
+  E, then ×0.1 at 50 % and 75 % of the rest.
+* ``one_cycle`` (CLR): PyTorch's OneCycleLR up to the original peak LR, with momentum cycled.
+
+Why a registry of functions: adding a schedule is adding one entry that maps the original
+record, the budget and the retraining config to a :class:`~tfrewind.training.StageSchedule`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ._keras import keras, tf
+from .callbacks import rewind_checkpoint_path
+from .config import RetrainConfig, TrainConfig
+from .errors import CheckpointError, ConfigError
+from .io import read_json
+from .registry import Registry
+from .schedules import (ConstantLR, OffsetLR, OneCycleLR, OneCycleMomentum, Schedule, peak_lr,
+                        scaled_lr_restart)
+from .training import StageSchedule, original_schedule
+
+
+@dataclass
+class OriginalRecord:
+    """What retraining needs to know about original training."""
+
+    schedule: Schedule
+    epochs: int
+    steps_per_epoch: int
+    momentum: float = 0.9
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    @property
+    def final_lr(self) -> float:
+        return float(self.schedule(self.total_steps - 1))
+
+    @property
+    def peak_lr(self) -> float:
+        return peak_lr(self.schedule, self.total_steps)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "OriginalRecord":
+        path = Path(path)
+        if not path.exists():
+            raise CheckpointError(f"the original schedule record {str(path)!r} is missing; "
+                                  "retraining schedules that replay it need the original run directory")
+        record = read_json(path)
+        schedule = keras.optimizers.schedules.deserialize(record["lr_schedule"])
+        return cls(schedule, int(record["epochs"]), int(record["steps_per_epoch"]), float(record["momentum"]))
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, steps_per_epoch: int) -> "OriginalRecord":
+        """For a pretrained model: the original schedule as described by ``config.train``."""
+        stage = original_schedule(config, steps_per_epoch)
+        return cls(stage.lr, config.epochs, steps_per_epoch, config.momentum)
+
+
+ScheduleBuilder = Callable[[OriginalRecord, int, RetrainConfig], StageSchedule]
+RETRAIN_SCHEDULES: Registry[ScheduleBuilder] = Registry("retraining schedule")
+
+
+def build_retrain_schedule(name: str, original: OriginalRecord, budget_epochs: int,
+                           config: RetrainConfig | None = None) -> StageSchedule:
+    """The named retraining schedule for ``budget_epochs`` epochs after ``original``."""
+    stage = RETRAIN_SCHEDULES.get(name)(original, int(budget_epochs), config or RetrainConfig())
+    stage.epochs = int(budget_epochs)
+    stage.description.setdefault("name", name)
+    return stage
+
+
+@RETRAIN_SCHEDULES.register("fine_tune")
+def fine_tune(original: OriginalRecord, budget: int, config: RetrainConfig) -> StageSchedule:
+    lr = config.fine_tune_lr if config.fine_tune_lr is not None else original.final_lr
+    return StageSchedule(ConstantLR(lr), momentum=original.momentum, description={"lr": lr})
+
+
+def _check_rewindable(name: str, original: OriginalRecord, budget: int) -> None:
+    if budget > original.epochs:
+        raise ConfigError(f"retrain.budget: {name} replays the last E epochs of original training, so the budget "
+                          f"({budget}) cannot exceed the original epochs ({original.epochs})")
+
+
+@RETRAIN_SCHEDULES.register("lr_rewind")
+def lr_rewind(original: OriginalRecord, budget: int, config: RetrainConfig) -> StageSchedule:
+    _check_rewindable("lr_rewind", original, budget)
+    offset = (original.epochs - budget) * original.steps_per_epoch
+    return StageSchedule(OffsetLR(original.schedule, offset), momentum=original.momentum,
+                         description={"rewind_to_epoch": original.epochs - budget})
+
+
+@RETRAIN_SCHEDULES.register("weight_rewind")
+def weight_rewind(original: OriginalRecord, budget: int, config: RetrainConfig) -> StageSchedule:
+    stage = lr_rewind(original, budget, config)
+    stage.description["rewind_weights"] = True
+    return stage
+
+
+@RETRAIN_SCHEDULES.register("scaled_lr_restart")
+def scaled_lr_restart_schedule(original: OriginalRecord, budget: int, config: RetrainConfig) -> StageSchedule:
+    schedule = scaled_lr_restart(budget, original.final_lr, original.peak_lr, original.steps_per_epoch)
+    return StageSchedule(schedule, momentum=original.momentum,
+                         description={"warmup_epochs": schedule.warmup_epochs, "milestones": schedule.milestones})
+
+
+@RETRAIN_SCHEDULES.register("one_cycle")
+def one_cycle(original: OriginalRecord, budget: int, config: RetrainConfig) -> StageSchedule:
+    total = budget * original.steps_per_epoch
+    lr = OneCycleLR(original.peak_lr, total, config.pct_start, config.div_factor, config.final_div_factor)
+    momentum = OneCycleMomentum(total, config.pct_start, config.base_momentum, config.max_momentum)
+    return StageSchedule(lr, momentum=config.max_momentum, momentum_schedule=momentum,
+                         description={"max_lr": lr.max_lr})
+
+
+def needs_weight_rewind(stage: StageSchedule) -> bool:
+    return bool(stage.description.get("rewind_weights"))
+
+
+# ------------------------------------------------------------------------------ weight rewinding
+
+
+def rewind_epoch_checkpoint(checkpoint_dir: str | Path, epoch: int) -> Path:
+    """The checkpoint of ``epoch``, or a clear error listing the epochs that were kept."""
+    path = rewind_checkpoint_path(checkpoint_dir, epoch)
+    if not path.exists():
+        kept = sorted(int(p.name[6:10]) for p in Path(checkpoint_dir).glob("epoch_*.weights.h5"))
+        raise CheckpointError(
+            f"weight rewinding needs the weights after epoch {epoch}, which original training did not keep "
+            f"(kept: {kept or 'none'}); set train.checkpoint_epochs to include {epoch}, or pick a budget that "
+            "lands on a kept epoch")
+    return path
+
+
+def rewind_weights(pruned: keras.Model, dense_at_epoch: keras.Model,
+                   kept_filters: dict[str, Any] | None = None) -> None:
+    """Reset ``pruned``'s surviving weights to ``dense_at_epoch``'s, keeping the pruning mask.
+
+    Unstructured (tfmot wrappers): each wrapped layer gets the dense weights and its mask is
+    re-applied (``weight_mask_op``), so pruned weights stay exactly zero. Physically smaller
+    (filter-pruned) models: pass ``kept_filters`` (layer → kept output-channel indices) so that the
+    dense weights are sliced to the smaller shapes by :mod:`tfrewind.pruning`'s surgery.
+    """
+    if kept_filters:
+        from .pruning import rewind_structured  # the surgery knows how to slice
+
+        rewind_structured(pruned, dense_at_epoch, kept_filters)
+        return
+    dense_layers = {layer.name: layer for layer in dense_at_epoch.layers}
+    for layer in pruned.layers:
+        inner = getattr(layer, "layer", None) if hasattr(layer, "pruning_obj") else None
+        source = dense_layers.get((inner or layer).name)
+        if source is None or not source.weights:
+            continue
+        (inner or layer).set_weights(source.get_weights())
+        if inner is not None:
+            layer.pruning_obj.weight_mask_op()
+
+
+def nonzero_count(model: keras.Model) -> int:
+    """Non-zero kernel entries over Conv/Dense kernels (masked weights as the forward pass sees them)."""
+    total = 0
+    for weight in model.weights:
+        name = weight.name
+        if "kernel" in name and "mask" not in name:
+            total += int(np.count_nonzero(weight.numpy()))
+    return total
+
+
+def schedule_table(stage: StageSchedule, steps_per_epoch: int, per_step: bool = False) -> list[tuple[int, float, float]]:
+    """(epoch or step, lr, momentum) rows: at each epoch's first step, or at every step."""
+    total = stage.epochs * steps_per_epoch
+    points = np.arange(total) if per_step else np.arange(stage.epochs) * steps_per_epoch
+    steps = tf.constant(points, tf.float32)
+    lrs = stage.lr(steps).numpy() if points.size else np.array([])
+    if stage.momentum_schedule is not None:
+        momenta = stage.momentum_schedule(steps).numpy()
+    else:
+        momenta = np.full(points.shape, stage.momentum)
+    index = points if per_step else np.arange(stage.epochs)
+    return [(int(i), float(lr), float(m)) for i, lr, m in zip(index, lrs, momenta)]
