@@ -1,0 +1,95 @@
+"""The whole loop: `tfrewind train --prune ... --schedule S` for every schedule, read back from TensorBoard."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tbreader import read_scalars
+from tfrewind.cli import main
+from tfrewind.config import PruneConfig
+from tfrewind.models import build_model
+from tfrewind.pruning import masks, prune, wrappers
+from tfrewind.retraining import OriginalRecord, build_retrain_schedule, rewind_weights, schedule_table
+
+SCHEDULES = ["fine_tune", "lr_rewind", "weight_rewind", "scaled_lr_restart", "one_cycle"]
+
+
+def run_ok(args):
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert exc.code in (0, None), exc.code
+
+
+@pytest.fixture(scope="module")
+def dense_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e") / "dense"
+    run_ok(["train", "--prune", "none", "--epochs", "4", "--out", str(out), "--quiet"])
+    return out
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_train_with_each_schedule(dense_run, tmp_path, schedule):
+    out = tmp_path / schedule
+    run_ok(["train", "--pretrained", str(dense_run), "--epochs", "4", "--prune", "global_magnitude",
+            "--sparsity", "0.5", "--schedule", schedule, "--budget", "3", "--out", str(out), "--quiet"])
+    retrain = json.loads((out / "retrain" / "metrics.json").read_text())
+    pruned = json.loads((out / "prune" / "metrics.json").read_text())
+    assert retrain["budget_epochs"] == 3 and retrain["schedule"] == schedule
+    assert 0.0 <= pruned["test_accuracy"] <= 1.0 and retrain["test_accuracy"] > 0.3
+    # The LR curve TensorBoard shows is the schedule's formula, from the recorded original schedule.
+    original = OriginalRecord.from_file(dense_run / "original" / "schedule.json")
+    expected = [lr for _, lr, _ in schedule_table(build_retrain_schedule(schedule, original, 3),
+                                                  original.steps_per_epoch)]
+    logged = [v for _, v in read_scalars(out / "tensorboard" / "retrain" / "train")["epoch_lr"]]
+    np.testing.assert_allclose(logged, expected, rtol=1e-5)
+    per_step = read_scalars(out / "tensorboard" / "retrain" / "schedule")["step_learning_rate"]
+    assert len(per_step) >= 3
+    sparsity = read_scalars(out / "tensorboard" / "retrain" / "sparsity")
+    assert sparsity and all(abs(v - pruned_layer) < 0.2 for tag, series in sparsity.items()
+                            for pruned_layer in [series[0][1]] for _, v in series)
+
+
+def test_weight_rewinding_restores_earlier_weights_under_the_mask():
+    model = build_model("small_cnn", (8, 8, 1), 10)
+    pruned = prune(model, PruneConfig(method="global_magnitude", sparsity=0.7), seed=0).model
+    before = masks(pruned)
+    earlier = build_model("small_cnn", (8, 8, 1), 10)  # other initial weights stand for epoch T − E
+    rewind_weights(pruned, earlier)
+    after = masks(pruned)
+    earlier_layers = {layer.name: layer for layer in earlier.layers}
+    for name, wrapper in wrappers(pruned).items():
+        np.testing.assert_array_equal(before[name], after[name])  # the mask is kept
+        kernel = wrapper.layer.kernel.numpy()
+        expected = earlier_layers[wrapper.layer.name].kernel.numpy() * after[name]
+        np.testing.assert_array_equal(kernel, expected)  # surviving weights rewound, pruned stay zero
+
+
+def test_weight_rewind_without_checkpoint_is_a_clear_error(dense_run, tmp_path, capsys):
+    for path in (dense_run / "original" / "checkpoints").glob("epoch_0001*"):
+        path.rename(path.with_name("moved_" + path.name))
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "--pretrained", str(dense_run), "--epochs", "4", "--prune", "global_magnitude",
+                  "--schedule", "weight_rewind", "--budget", "3", "--out", str(tmp_path / "wr"), "--quiet"])
+        assert exit_info.value.code == 2
+        assert "epoch 1" in capsys.readouterr().err
+    finally:
+        for path in (dense_run / "original" / "checkpoints").glob("moved_*"):
+            path.rename(path.with_name(path.name[len("moved_"):]))
+
+
+def test_schedule_preview_csv_and_png(tmp_path, capsys):
+    run_ok(["schedule", "--schedule", "lr_rewind", "--budget", "72"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "epoch,lr,momentum" and len(lines) == 73
+    assert float(lines[1].split(",")[1]) == pytest.approx(0.01) and float(lines[33].split(",")[1]) == pytest.approx(0.001)
+    run_ok(["schedule", "--schedule", "one_cycle", "--budget", "45%", "--steps-per-epoch", "5", "--per-step"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "step,lr,momentum" and len(lines) == 72 * 5 + 1
+    png = tmp_path / "s.png"
+    run_ok(["schedule", "--schedule", "all", "--format", "png", "--out", str(png), "--steps-per-epoch", "10"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
