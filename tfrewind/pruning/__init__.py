@@ -13,6 +13,7 @@ configs from :func:`iterative_plan` (an already-pruned model keeps its zeros).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -54,8 +55,9 @@ def make_request(config: PruneConfig, seed: int, target_sparsity: float | None =
         filter_methods = [m for m in METHODS.names() if METHODS.get(m).structured]
         raise ConfigError(f"prune.ratios: per-layer filter ratios apply to {', '.join(filter_methods)}, "
                           f"not {config.method!r}")
-    if isinstance(ratios, (list, tuple)):
-        for i, r in enumerate(ratios):
+    if isinstance(ratios, (list, tuple, dict)):
+        items = ratios.items() if isinstance(ratios, dict) else enumerate(ratios)
+        for i, r in items:
             if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) \
                     or not 0.0 <= r < 1.0:
                 raise ConfigError(f"prune.ratios[{i}]: each ratio must be in [0, 1), got {r!r}")
@@ -67,14 +69,17 @@ def make_request(config: PruneConfig, seed: int, target_sparsity: float | None =
 def prune(model: keras.Model, config: PruneConfig, seed: int, target_sparsity: float | None = None,
           *, begin_step: int = 0, end_step: int | None = None, frequency: int = 100,
           m_by_n: tuple[int, int] = (2, 4), policy: str | None = None,
-          preset: str | None = None) -> PruneResult:
+          preset: str | None = None, layer_ratios: dict[str, float] | None = None) -> PruneResult:
     """Prune ``model`` (never modified) once with ``config.method``; see :class:`PruneResult`.
 
     ``target_sparsity`` overrides ``config.sparsity`` (iterative rounds). ``begin_step``/
     ``end_step``/``frequency``: tfmot steps of the ``gradual`` schedule. ``m_by_n``: the pattern of
     the ``m_by_n`` method. ``policy="xnnpack"``: tfmot's PruneForLatencyOnXNNPack (1×1 convs only).
-    ``preset``: named filter ratios (:data:`PRESETS`) for filter methods.
+    ``preset``: named filter ratios (:data:`PRESETS`); ``layer_ratios``: conv name → ratio (unnamed
+    convs keep all filters); both for filter methods and overriding ``config.ratios``.
     """
+    if layer_ratios is not None:
+        config = dataclasses.replace(config, ratios=dict(layer_ratios))
     method, request = make_request(config, seed, target_sparsity, begin_step=begin_step,
                                    end_step=end_step, frequency=frequency, m_by_n=tuple(m_by_n),
                                    policy=policy, preset=preset)
