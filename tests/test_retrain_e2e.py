@@ -93,3 +93,15 @@ def test_schedule_preview_csv_and_png(tmp_path, capsys):
     png = tmp_path / "s.png"
     run_ok(["schedule", "--schedule", "all", "--format", "png", "--out", str(png), "--steps-per-epoch", "10"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_prune_then_retrain_commands(dense_run, tmp_path, capsys):
+    pruned = tmp_path / "pruned.keras"
+    run_ok(["prune", str(dense_run / "original" / "model.keras"), "--prune", "l1_filter", "--sparsity", "0.5",
+            "--out", str(pruned)])
+    report = json.loads(pruned.with_suffix(".json").read_text())["report"]
+    assert report["params_after"] < report["params_before"] and report["flops_after"] < report["flops_before"]
+    run_ok(["retrain", str(pruned), "--pretrained", str(dense_run), "--epochs", "4", "--schedule", "one_cycle",
+            "--budget", "2", "--out", str(tmp_path / "rt"), "--quiet"])
+    metrics = json.loads((tmp_path / "rt" / "retrain" / "metrics.json").read_text())
+    assert metrics["schedule"] == "one_cycle" and len(metrics["history"]["loss"]) == 2

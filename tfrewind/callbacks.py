@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
+
 from ._keras import keras, tf
 from .errors import TrainingDivergedError
 from .optim import get_momentum, set_momentum
@@ -53,15 +55,33 @@ class MomentumScheduler(keras.callbacks.Callback):
     def __init__(self, schedule: Callable[[int], float]):
         super().__init__()
         self.schedule = schedule
+        self._values: np.ndarray | None = None
+        self._first_step = 0
 
     def on_train_begin(self, logs=None):
-        set_momentum(self.model.optimizer, self._value())  # fails early on an unusable optimizer
+        set_momentum(self.model.optimizer, self._at(self._iterations()))  # fails early on an unusable optimizer
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # One vectorised evaluation per epoch keeps the per-batch cost to a variable assignment.
+        self._first_step = self._iterations()
+        steps = (self.params or {}).get("steps") or 1
+        try:
+            values = self.schedule(tf.range(self._first_step, self._first_step + steps, dtype=tf.float32))
+            self._values = np.asarray(values, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):  # a plain Python callable of one step
+            self._values = None
 
     def on_train_batch_begin(self, batch, logs=None):
-        set_momentum(self.model.optimizer, self._value())
+        if self._values is not None and batch < len(self._values):
+            set_momentum(self.model.optimizer, float(self._values[batch]))
+        else:
+            set_momentum(self.model.optimizer, self._at(self._first_step + batch))
 
-    def _value(self) -> float:
-        return float(self.schedule(int(self.model.optimizer.iterations.numpy())))
+    def _iterations(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def _at(self, step: int) -> float:
+        return float(self.schedule(step))
 
 
 class ScheduleLogger(keras.callbacks.Callback):
@@ -90,12 +110,10 @@ class ScheduleLogger(keras.callbacks.Callback):
         self._epoch_values = (current_lr(optimizer), get_momentum(optimizer))
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self._writer is None:
+        if self._writer is None or batch % self.every_n_steps:
             return
         optimizer = self.model.optimizer
         step = int(optimizer.iterations.numpy())
-        if step % self.every_n_steps:
-            return
         with self._writer.as_default(step=step):
             tf.summary.scalar("step_learning_rate", current_lr(optimizer))
             momentum = get_momentum(optimizer)

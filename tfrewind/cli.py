@@ -75,17 +75,27 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+def prune_options(func):
+    options = [
+        click.option("--prune", "prune_method", help="Pruning method: magnitude, global_magnitude (default), "
+                                                     "random, m_by_n, l1_filter, random_filter (none: dense only)."),
+        click.option("--sparsity", type=float, help="Target fraction of weights (or filters) removed, in (0, 1). "
+                                                    "Default 0.8."),
+        click.option("--ratios", help="Per-layer filter ratios for l1_filter/random_filter, comma-separated."),
+        click.option("--ratios-from", help="Whose per-layer ratios random pruning copies: global_magnitude "
+                                           "(default), magnitude, uniform."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 SCHEDULE_NAMES = ("fine_tune", "lr_rewind", "weight_rewind", "scaled_lr_restart", "one_cycle")
 
 
 @cli.command()
 @config_options
-@click.option("--prune", "prune_method", help="Pruning method: none (default), magnitude, global_magnitude, "
-                                              "random, m_by_n, l1_filter, random_filter.")
-@click.option("--sparsity", type=float, help="Target fraction of weights (or filters) removed, in (0, 1). Default 0.8.")
-@click.option("--ratios", help="Per-layer filter ratios for l1_filter/random_filter, comma-separated.")
-@click.option("--ratios-from", help="Whose per-layer ratios random pruning copies: global_magnitude (default), "
-                                    "magnitude, uniform.")
+@prune_options
 @click.option("--prune-schedule", help="When to prune: one_shot (default), gradual, iterative.")
 @click.option("--schedule", "retrain_schedule", type=click.Choice(SCHEDULE_NAMES),
               help="Retraining schedule. Default: lr_rewind.")
@@ -145,6 +155,45 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
     if len(chosen) != 1:
         raise click.BadParameter("CSV previews one schedule at a time", param_hint="--schedule")
     click.echo(rows_to_csv(schedule_rows(chosen[0], epochs, original, per_step=per_step), per_step), nl=False)
+
+
+@cli.command("prune")
+@click.argument("model_path", type=click.Path())
+@prune_options
+@click.option("--seed", type=int, help="Seed for random masks/filters. Default 0.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--out", help="Pruned model path. Default: MODEL_pruned.keras beside MODEL.")
+def prune_command(model_path, prune_method, sparsity, ratios, ratios_from, seed, config_path, out) -> None:
+    """Prune a saved tf_keras model once and save it with its per-layer report (MODEL_pruned.json)."""
+    from .config import load_config
+    from .pipeline import prune_file
+
+    config = load_config(config_path, _overrides({"prune.method": prune_method, "prune.sparsity": sparsity,
+                                                  "prune.ratios": ratios, "prune.ratios_from": ratios_from,
+                                                  "seed": seed}, ()))
+    path, report = prune_file(model_path, config, out)
+    click.echo(f"pruned model: {path}")
+    for key in ("sparsity", "params_before", "params_after", "flops_before", "flops_after"):
+        if key in report:
+            click.echo(f"  {key:<14} {report[key]}")
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path())
+@config_options
+@click.option("--schedule", "retrain_schedule", type=click.Choice(SCHEDULE_NAMES), help="Default: lr_rewind.")
+@click.option("--budget", help="Retraining epochs (72) or a share of original training (45%). Default 50%.")
+@click.option("--pretrained", type=click.Path(), help="The original run directory: its recorded schedule and "
+                                                      "checkpoints (needed by weight_rewind).")
+@click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
+def retrain(model_path, retrain_schedule, budget, pretrained, quiet, **options) -> None:
+    """Retrain an already pruned model with a schedule; the original schedule comes from --pretrained
+    RUN_DIR or from --epochs/--lr/--set train.milestones=... ."""
+    from .pipeline import retrain_model
+
+    extra = {"retrain.schedule": retrain_schedule, "retrain.budget": budget, "train.pretrained": pretrained}
+    config = build_config(**options, extra=extra)
+    _print_summary(retrain_model(model_path, config, verbose=0 if quiet else 2))
 
 
 def _print_summary(result) -> None:

@@ -86,6 +86,43 @@ def train(config: RunConfig, verbose: int = 1) -> RunResult:
     return result
 
 
+def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None = None) -> tuple[Path, dict]:
+    """Prune a saved model once (``tfrewind prune``): writes the pruned model and its report beside it."""
+    from .pruning import prune
+
+    validate(config)
+    model = load_model_file(model_path)
+    result = prune(model, config.prune, seed=config.seed)
+    path = Path(out) if out else Path(model_path).with_name(f"{Path(model_path).stem}_pruned.keras")
+    save_model_atomic(result.model, path)
+    write_json_atomic(path.with_suffix(".json"), {"method": config.prune.method, "structured": result.structured,
+                                                   "report": result.report})
+    return path, result.report
+
+
+def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -> RunResult:
+    """Retrain an already pruned model (``tfrewind retrain``) into a run directory.
+
+    The original schedule to rewind to comes from ``train.pretrained`` when it is a run directory
+    (which also provides weight-rewinding checkpoints), else from the ``train`` section.
+    """
+    validate(config)
+    set_seed(config.seed, config.deterministic)
+    data = load_data(config.data, seed=config.seed)
+    strategy = make_strategy(config.strategy)
+    with strategy.scope():
+        model = load_model_file(model_path)
+    from .models import check_model_fits
+
+    check_model_fits(model, data.input_shape, data.num_classes, source=str(model_path))
+    run = RunDir.prepare(config)
+    original = original_record(run, config, data) if config.train.pretrained else \
+        OriginalRecord.from_config(config.train, data.steps_per_epoch)
+    with strategy.scope():
+        retrain_stage(run, RETRAIN, model, data, config, original, verbose)
+    return RunResult(run.path, {RETRAIN: run.metrics(RETRAIN)})
+
+
 def prune_rounds(config: RunConfig) -> list[tuple[str, str, PruneConfig]]:
     """(prune stage, retrain stage, that round's prune config): one round unless iterative."""
     if config.prune.schedule != "iterative":
@@ -171,8 +208,9 @@ def _original_epochs(run: RunDir, config: RunConfig) -> int:
 
 def _rewind(run: RunDir, config: RunConfig, model: keras.Model, epoch: int) -> None:
     """Weight rewinding: surviving weights back to their values after ``epoch`` original epochs."""
-    checkpoint = rewind_epoch_checkpoint(_checkpoint_dir(run, config), epoch)
-    dense = load_model_file(run.stage_dir(ORIGINAL) / "model.keras")
+    checkpoint_dir = _checkpoint_dir(run, config)
+    checkpoint = rewind_epoch_checkpoint(checkpoint_dir, epoch)
+    dense = load_model_file(checkpoint_dir.parent / "model.keras")
     dense.load_weights(checkpoint)
     kept = None
     prune_metrics = run.metrics(PRUNE) if run.is_done(PRUNE) else {}
