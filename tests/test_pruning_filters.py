@@ -3,6 +3,8 @@ the original model with the removed channels switched off."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -77,6 +79,7 @@ def test_vgg16_l1_filter_removes_the_weakest_filters_and_computes_the_same_funct
     assert result.report["params_after"] < result.report["params_before"]
     assert result.report["flops_after"] < 0.3 * result.report["flops_before"]  # both sides of a conv halve
     assert total_macs(small) == result.report["flops_after"]
+    json.loads(json.dumps(result.report))  # goes into metrics.json as is
     bn_of = {f"conv{i}": f"bn{i}" for i in range(1, 14)}
     assert_same_outputs(small, switched_off(model, removed_channels(result.report), bn_of), shape)
 

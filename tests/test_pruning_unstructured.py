@@ -3,6 +3,7 @@ reference's per-layer ratios, and masks that stay fixed through training, saving
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -89,6 +90,7 @@ def test_global_magnitude_uses_one_threshold_across_layers():
         pruned.append(w[mask == 0])
     assert np.concatenate(kept).min() >= threshold >= np.concatenate(pruned).max()
     assert result.report["sparsity"] == pytest.approx(0.8, abs=1e-4)
+    json.loads(json.dumps(result.report))  # goes into metrics.json as is
     ratios = [row["sparsity"] for row in result.report["layers"]]
     assert max(ratios) - min(ratios) > 0.1, "one threshold should give different per-layer ratios"
 

@@ -32,7 +32,7 @@ def _positions(shape) -> int:
 def layer_macs(layer: keras.layers.Layer) -> int:
     """Dense MACs of one Conv/Dense layer (a wrapper counts as its inner layer); 0 for others."""
     inner = layer.layer if W.is_wrapper(layer) else layer
-    if not W.is_prunable(inner):
+    if not W.has_macs(inner):
         return 0
     weights = [w for w in inner.weights if w is not getattr(inner, "bias", None)]
     kernel_size = sum(int(np.prod(w.shape)) for w in weights)
@@ -47,7 +47,7 @@ def macs_per_layer(model: keras.Model) -> dict[str, int]:
     out = {}
     for layer in W.all_layers(model):
         inner = layer.layer if W.is_wrapper(layer) else layer
-        if W.is_prunable(inner):
+        if W.has_macs(inner):
             out[inner.name] = layer_macs(layer)
     return out
 
@@ -62,8 +62,8 @@ def sparse_macs(model: keras.Model) -> int:
     kernels = W.effective_kernels(model)
     total = 0
     for name, macs in dense.items():
-        k = kernels[name]
-        total += int(round(macs * np.count_nonzero(k) / k.size)) if k.size else 0
+        k = kernels.get(name)
+        total += macs if k is None or not k.size else int(round(macs * np.count_nonzero(k) / k.size))
     return total
 
 

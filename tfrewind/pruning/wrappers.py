@@ -17,7 +17,9 @@ from ..errors import ConfigError
 from ..models.files import custom_objects
 
 _PRUNABLE_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
-                   keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D, keras.layers.Dense)
+                   keras.layers.SeparableConv1D, keras.layers.SeparableConv2D, keras.layers.Dense)
+"""Layers tfmot masks (its PruneRegistry lists no prunable weight for DepthwiseConv2D)."""
+_DEPTHWISE = (keras.layers.DepthwiseConv2D,)
 
 
 def _wrapper_class() -> type:
@@ -34,7 +36,13 @@ def is_wrapper(layer: keras.layers.Layer) -> bool:
 
 def is_prunable(layer: keras.layers.Layer) -> bool:
     """A Conv/Dense layer (not yet wrapped) whose kernel tfmot knows how to mask."""
-    return isinstance(layer, _PRUNABLE_TYPES) and not isinstance(layer, keras.Model)
+    return (isinstance(layer, _PRUNABLE_TYPES) and not isinstance(layer, _DEPTHWISE)
+            and not isinstance(layer, keras.Model))
+
+
+def has_macs(layer: keras.layers.Layer) -> bool:
+    """Conv/Dense layers whose multiply-accumulates :mod:`.flops` counts (depthwise included)."""
+    return is_prunable(layer) or isinstance(layer, _DEPTHWISE)
 
 
 def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -71,9 +79,7 @@ def kernel(layer: keras.layers.Layer) -> tf.Variable:
     """The one prunable weight of a Conv/Dense layer (or of a wrapper's inner layer)."""
     if is_wrapper(layer):
         return layer.pruning_vars[0][0]
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return layer.depthwise_kernel
-    if isinstance(layer, keras.layers.SeparableConv2D):
+    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
         return layer.pointwise_kernel
     return layer.kernel
 
