@@ -101,9 +101,11 @@ SCHEDULE_NAMES = ("fine_tune", "lr_rewind", "weight_rewind", "scaled_lr_restart"
               help="Retraining schedule. Default: lr_rewind.")
 @click.option("--budget", help="Retraining budget: epochs (72) or a share of original training (45%). Default 50%.")
 @click.option("--pretrained", type=click.Path(), help="Skip original training: a model file or a run directory.")
+@click.option("--export", "export_format", type=click.Choice(["none", "tflite", "keras", "saved_model"]),
+              help="Export the final model at the end (verified with LiteRT for tflite). Default: none.")
 @click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
 def train(prune_method, sparsity, ratios, ratios_from, prune_schedule, retrain_schedule, budget, pretrained,
-          quiet: bool, **options) -> None:
+          export_format, quiet: bool, **options) -> None:
     """Train, then prune, retrain and evaluate as configured — the whole loop.
 
     With no options it trains the small CNN on scikit-learn's digits, offline, and writes
@@ -114,7 +116,8 @@ def train(prune_method, sparsity, ratios, ratios_from, prune_schedule, retrain_s
 
     extra = {"prune.method": prune_method, "prune.sparsity": sparsity, "prune.ratios": ratios,
              "prune.ratios_from": ratios_from, "prune.schedule": prune_schedule,
-             "retrain.schedule": retrain_schedule, "retrain.budget": budget, "train.pretrained": pretrained}
+             "retrain.schedule": retrain_schedule, "retrain.budget": budget, "train.pretrained": pretrained,
+             "export.format": export_format}
     config = build_config(**options, extra=extra)
     result = run_train(config, verbose=0 if quiet else 2)
     _print_summary(result)
@@ -194,6 +197,30 @@ def retrain(model_path, retrain_schedule, budget, pretrained, quiet, **options) 
     extra = {"retrain.schedule": retrain_schedule, "retrain.budget": budget, "train.pretrained": pretrained}
     config = build_config(**options, extra=extra)
     _print_summary(retrain_model(model_path, config, verbose=0 if quiet else 2))
+
+
+@cli.command("export")
+@click.argument("source", type=click.Path())
+@click.option("--format", "fmt", default="tflite", show_default=True,
+              type=click.Choice(["tflite", "keras", "saved_model"]))
+@click.option("--quantize", default="none", show_default=True, type=click.Choice(["none", "dynamic", "int8", "float16"]))
+@click.option("--sparse/--no-sparse", default=None, help="Sparse TFLite encoding. Default: on when weights are sparse.")
+@click.option("--out", help="Output directory. Default: RUN_DIR/export, or MODEL_export/ beside a model file.")
+@click.option("--dataset", help="Data for verification, calibration and accuracy when SOURCE is a model file "
+                                "(a run directory brings its own). Default: digits.")
+@click.option("--data-dir", help="tensorflow-datasets data dir, or the image_folder root.")
+@click.option("--xnnpack-sparse", is_flag=True, help="Check XNNPack's sparse-inference rules; name the layer that breaks them.")
+@click.option("--allow-select-tf-ops", is_flag=True, help="Allow TensorFlow (Select TF) ops the device runtime may lack.")
+def export_command(source, fmt, quantize, sparse, out, dataset, data_dir, xnnpack_sparse, allow_select_tf_ops) -> None:
+    """Export RUN_DIR's final model (or a .keras/.h5 MODEL) to TFLite/Keras/SavedModel, verified with LiteRT."""
+    from .config import load_config
+    from .export import format_table
+    from .pipeline import export_path
+
+    config = load_config(None, _overrides({"export.format": fmt, "export.quantize": quantize, "export.sparse": sparse,
+                                           "data.name": dataset, "data.data_dir": data_dir}, ()))
+    report = export_path(source, config, out, xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops)
+    click.echo(format_table(report))
 
 
 def _print_summary(result) -> None:

@@ -31,6 +31,7 @@ from . import schedules as _schedules  # noqa: F401  (registers schedule classes
 ORIGINAL = "original"
 PRUNE = "prune"
 RETRAIN = "retrain"
+EXPORT = "export"
 
 
 @dataclass
@@ -74,16 +75,30 @@ def train(config: RunConfig, verbose: int = 1) -> RunResult:
     with strategy.scope():
         model = original_stage(run, model, data, config, verbose)
     result.stages[ORIGINAL] = run.metrics(ORIGINAL)
-    if config.prune.method == "none":
-        return result
-    original = original_record(run, config, data)
-    for prune_name, retrain_name, round_config in prune_rounds(config):
-        with strategy.scope():
-            pruned = prune_stage(run, prune_name, model, data, config, round_config)
-            model = retrain_stage(run, retrain_name, pruned, data, config, original, verbose)
-        result.stages[prune_name] = run.metrics(prune_name)
-        result.stages[retrain_name] = run.metrics(retrain_name)
+    if config.prune.method != "none":
+        original = original_record(run, config, data)
+        for prune_name, retrain_name, round_config in prune_rounds(config):
+            with strategy.scope():
+                pruned = prune_stage(run, prune_name, model, data, config, round_config)
+                model = retrain_stage(run, retrain_name, pruned, data, config, original, verbose)
+            result.stages[prune_name] = run.metrics(prune_name)
+            result.stages[retrain_name] = run.metrics(retrain_name)
+    if config.export.format != "none":
+        result.stages[EXPORT] = export_stage(run, model, data, config)
     return result
+
+
+def export_stage(run: RunDir, model: keras.Model, data: DataBundle, config: RunConfig) -> dict[str, Any]:
+    """Export the final model for the edge (verified with LiteRT); the report is the stage's metrics."""
+    from .export import export_model
+
+    if run.is_done(EXPORT):
+        return run.metrics(EXPORT)
+    report = export_model(model, run.stage_dir(EXPORT), format=config.export.format,
+                          quantize=config.export.quantize, sparse=config.export.sparse, data=data)
+    metrics = {"stage": EXPORT, "test_accuracy": report.accuracy, **report.to_dict()}
+    run.write_metrics(EXPORT, metrics)
+    return metrics
 
 
 def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None = None) -> tuple[Path, dict]:
@@ -121,6 +136,28 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     with strategy.scope():
         retrain_stage(run, RETRAIN, model, data, config, original, verbose)
     return RunResult(run.path, {RETRAIN: run.metrics(RETRAIN)})
+
+
+def export_path(model_or_run: str | Path, config: RunConfig, out: str | Path | None = None,
+                xnnpack_sparse: bool = False, allow_select_tf_ops: bool = False):
+    """``tfrewind export``: export a run's final model (data from its config) or a model file."""
+    from .export import export_model, resolve_model_path
+
+    source = Path(model_or_run)
+    if not source.exists():
+        raise ModelFileError(f"{str(source)!r} does not exist; give a run directory or a .keras/.h5 model file")
+    if source.is_dir() and (source / "config.yaml").exists():
+        from .config import load_config
+
+        run_config = load_config(source / "config.yaml")
+        config.data = run_config.data
+        config.seed = run_config.seed
+    data = load_data(config.data, seed=config.seed)
+    default_out = source / EXPORT if source.is_dir() else source.with_name(f"{source.stem}_export")
+    return export_model(resolve_model_path(source), Path(out) if out else default_out,
+                        format=config.export.format if config.export.format != "none" else "tflite",
+                        quantize=config.export.quantize, sparse=config.export.sparse, data=data,
+                        xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops)
 
 
 def prune_rounds(config: RunConfig) -> list[tuple[str, str, PruneConfig]]:
