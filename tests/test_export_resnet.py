@@ -1,0 +1,136 @@
+"""Export of ResNet-20 (synthetic 32×32×3) at 0 % and 80 % sparsity, and a narrower ResNet standing in
+for a filter-pruned one. Conversions of ResNet-20 take ~10 s each on 2 shared cores, so the fast
+set covers one case per behaviour and the rest of the matrix is marked slow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from tfrewind._keras import keras
+from tfrewind.config import DataConfig
+from tfrewind.data import load_data
+from tfrewind.export import export_model
+from tfrewind.export.stats import layer_stats
+from tfrewind.models import MODELS
+from tfrewind.models.resnet_cifar import basic_block, conv3x3
+
+FAST = dict(latency_runs=3, calibration_images=32, eval_images=128)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return load_data(DataConfig(name="synthetic", batch_size=64), seed=0)
+
+
+def _fit(model, data, steps=4):
+    """A few steps only: batch-norm statistics move off their defaults, logits get spread (fast)."""
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.train.take(steps), epochs=1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def resnet20(synthetic):
+    keras.utils.set_random_seed(2)
+    return _fit(MODELS.get("resnet20")(synthetic.input_shape, synthetic.num_classes), synthetic)
+
+
+@pytest.fixture(scope="module")
+def resnet20_sparse(resnet20):
+    """80 % of every Conv/Dense kernel zeroed by magnitude (what a pruned, stripped model holds)."""
+    model = keras.models.clone_model(resnet20)
+    model.set_weights(resnet20.get_weights())
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            weights = layer.get_weights()
+            kernel = weights[0]
+            kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.8)] = 0.0
+            layer.set_weights([kernel, *weights[1:]])
+    return model
+
+
+@pytest.fixture(scope="module")
+def narrow_resnet(synthetic):
+    """ResNet-20 with half the filters per stage: what filter pruning rebuilds physically."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input(synthetic.input_shape)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(conv3x3(8, 1, "conv0")(inputs)))
+    for stage, width in enumerate((8, 16, 32), start=1):
+        for block in range(1, 4):
+            x = basic_block(x, width, 2 if stage > 1 and block == 1 else 1, f"s{stage}b{block}")
+    outputs = keras.layers.Dense(synthetic.num_classes, name="fc")(keras.layers.GlobalAveragePooling2D()(x))
+    return _fit(keras.Model(inputs, outputs, name="resnet20_half"), synthetic)
+
+
+def _images(data, n=128):
+    return np.concatenate([x.numpy() for x, _ in data.test])[:n]
+
+
+def _run_file(path, images):
+    interp = Interpreter(model_path=str(path))
+    inp = interp.get_input_details()[0]
+    interp.resize_tensor_input(inp["index"], [len(images), *inp["shape"][1:]])
+    interp.allocate_tensors()
+    interp.set_tensor(inp["index"], images.astype(np.float32))
+    interp.invoke()
+    return interp.get_tensor(interp.get_output_details()[0]["index"])
+
+
+def _check_agrees(report, model, data, min_agreement):
+    images = _images(data)
+    ours, theirs = _run_file(report.main_file, images), model.predict(images, verbose=0)
+    assert np.mean(ours.argmax(-1) == theirs.argmax(-1)) >= min_agreement
+    return ours, theirs
+
+
+def test_sparse_resnet20_float_is_smaller_and_exact(resnet20_sparse, synthetic, tmp_path):
+    report = export_model(resnet20_sparse, tmp_path, data=synthetic, **FAST)
+    assert "sparse encoding" in report.encoding
+    ours, theirs = _check_agrees(report, resnet20_sparse, synthetic, 0.99)
+    assert np.max(np.abs(ours - theirs)) <= 1e-3 * np.max(np.abs(theirs))
+    assert report.main_file.stat().st_size < 0.5 * report.reference.bytes  # reference: same model, dense float
+    assert all(layer.file_sparsity >= 0.79 for layer in report.layers)
+
+
+@pytest.mark.slow  # three ResNet-20 conversions: ~35 s on 2 shared cores
+def test_sparse_resnet20_int8_falls_back_to_a_file_that_runs(resnet20_sparse, synthetic, tmp_path):
+    report = export_model(resnet20_sparse, tmp_path, quantize="int8", data=synthetic, **FAST)
+    _check_agrees(report, resnet20_sparse, synthetic, 0.9)
+    assert "dense encoding" in report.encoding and len(report.attempts) == 2
+    assert report.files[0].gzip_bytes < 0.5 * report.reference.gzip_bytes
+    assert all(layer.file_sparsity >= 0.79 for layer in report.layers)
+
+
+def test_filter_pruned_stand_in_is_smaller_and_faster_in_macs(narrow_resnet, resnet20, synthetic, tmp_path):
+    report = export_model(narrow_resnet, tmp_path, data=synthetic, **FAST)
+    _check_agrees(report, narrow_resnet, synthetic, 0.99)
+    assert report.encoding.endswith("dense encoding")  # no zeros: nothing to encode sparsely
+    assert report.macs < 0.35 * sum(s.macs for s in layer_stats(resnet20))  # half the filters: ~¼ the MACs
+    assert report.main_file.stat().st_size < 0.35 * 4 * resnet20.count_params()  # vs ResNet-20's float32 weights
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", ["none", "dynamic", "int8", "float16"])
+def test_dense_resnet20_all_quantizations(quantize, resnet20, synthetic, tmp_path):
+    report = export_model(resnet20, tmp_path, quantize=quantize, data=synthetic, **FAST)
+    _check_agrees(report, resnet20, synthetic, 0.99 if quantize == "none" else 0.9)
+    assert "dense encoding" in report.encoding
+    if quantize != "none":
+        assert report.main_file.stat().st_size < 0.6 * report.reference.bytes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", ["dynamic", "float16"])
+def test_sparse_resnet20_other_quantizations(quantize, resnet20_sparse, synthetic, tmp_path):
+    report = export_model(resnet20_sparse, tmp_path, quantize=quantize, data=synthetic, **FAST)
+    _check_agrees(report, resnet20_sparse, synthetic, 0.9)
+    assert report.main_file.stat().st_size < 0.5 * report.reference.bytes
+
+
+@pytest.mark.slow
+def test_filter_pruned_stand_in_int8(narrow_resnet, synthetic, tmp_path):
+    report = export_model(narrow_resnet, tmp_path, quantize="int8", data=synthetic, **FAST)
+    _check_agrees(report, narrow_resnet, synthetic, 0.9)
