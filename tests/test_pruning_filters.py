@@ -12,8 +12,8 @@ from tfrewind._keras import keras
 from tfrewind.config import PruneConfig
 from tfrewind.errors import ConfigError
 from tfrewind.models import MODELS, load_model_file
-from tfrewind.pruning import (PRESETS, iterative_plan, macs_per_layer, prunable_convs, prune,
-                              total_macs)
+from tfrewind.pruning import (PRESETS, compose_kept, iterative_plan, kept_filters, macs_per_layer,
+                              prunable_convs, prune, rewind_structured, total_macs)
 
 L = keras.layers
 
@@ -191,11 +191,19 @@ def test_flops_are_multiply_accumulates():
     assert macs == {"conv": 8 * 8 * 3 * 3 * 2 * 4, "dw": 4 * 4 * 3 * 3 * 4 * 2, "fc": 8 * 3}
 
 
-def test_iterative_filter_rounds_compound_to_the_target():
-    model = MODELS.get("small_cnn")((8, 8, 1), 10)
-    for plan in iterative_plan(PruneConfig(method="l1_filter", sparsity=0.75, rounds=2), structured=True):
-        model = prune(model, plan, seed=0).model
+def test_iterative_filter_rounds_compound_to_the_target_and_rewind_to_dense_weights():
+    shape = (8, 8, 1)
+    dense = randomise_bn(MODELS.get("small_cnn")(shape, 10))
+    model, kept = dense, {}
+    for plan in iterative_plan(PruneConfig(method="random_filter", sparsity=0.75, rounds=2), structured=True):
+        result = prune(model, plan, seed=0)
+        model, kept = result.model, compose_kept(kept, kept_filters(result.report))
     assert [model.get_layer(f"conv{i}").filters for i in range(1, 5)] == [8, 8, 16, 16]
+    earlier = randomise_bn(MODELS.get("small_cnn")(shape, 10), seed=1)  # "weights at epoch k"
+    rewind_structured(model, earlier, kept)
+    removed = {n: np.setdiff1d(np.arange(earlier.get_layer(n).filters), idx) for n, idx in kept.items()}
+    bn_of = {f"conv{i}": f"bn{i}" for i in range(1, 5)}
+    assert_same_outputs(model, switched_off(earlier, removed, bn_of), shape)
 
 
 def test_wrong_ratio_lists_and_unprunable_layers_are_config_errors():

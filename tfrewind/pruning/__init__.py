@@ -21,6 +21,7 @@ from .._keras import keras
 from ..config import PRUNING_SCHEDULES, PruneConfig
 from ..errors import ConfigError
 from . import structured, unstructured  # noqa: F401  (register the methods)
+from .filters import compose_kept, kept_filters, rewind_structured
 from .flops import count_nonzero, count_params, macs_per_layer, sparse_macs, total_macs
 from .presets import PRESETS
 from .registry import METHODS, Method, PruneRequest, PruneResult
@@ -88,8 +89,8 @@ def prune(model: keras.Model, config: PruneConfig, seed: int, target_sparsity: f
 
 __all__ = [
     "METHODS", "PRESETS", "FixedMask", "Method", "PruneRequest", "PruneResult",
-    "count_nonzero", "count_params", "gradual_schedule", "is_wrapped", "iterative_plan",
-    "iterative_targets", "macs_per_layer", "make_request", "masks", "prunable_convs",
-    "prunable_layers", "prune", "pruning_callbacks", "round_fraction", "size_report",
+    "compose_kept", "count_nonzero", "count_params", "gradual_schedule", "is_wrapped", "iterative_plan",
+    "iterative_targets", "kept_filters", "macs_per_layer", "make_request", "masks", "prunable_convs",
+    "prunable_layers", "prune", "pruning_callbacks", "rewind_structured", "round_fraction", "size_report",
     "sparse_macs", "sparsity_report", "strip", "total_macs", "wrap", "wrappers",
 ]

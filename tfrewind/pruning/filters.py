@@ -11,11 +11,14 @@ Dense (rows of a Dense behind Flatten are sliced per spatial position).
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 
 from .._keras import keras
+from ..errors import TfrewindError
 from ..models.files import custom_objects
+from . import graph
 from .graph import ChannelChain
 
 
@@ -70,3 +73,41 @@ def rebuild(model: keras.Model, chains: dict[str, ChannelChain], keep: dict[str,
         old_layer = model.get_layer(new_layer.name)
         new_layer.set_weights(_sliced(old_layer, out_keep.get(new_layer.name), in_keep.get(new_layer.name)))
     return smaller
+
+
+def rewind_structured(pruned: keras.Model, dense: keras.Model, kept_filters: dict[str, Any]) -> None:
+    """Load ``dense``'s weights (e.g. an earlier epoch) into the filter-pruned ``pruned``, sliced.
+
+    ``kept_filters``: conv name → kept output-channel indices *of the dense model* (the report's
+    ``kept_filters``; compose rounds with :func:`compose_kept`). Why here: weight rewinding must
+    slice exactly as the surgery did, BN and the next layer's inputs included.
+    """
+    chains, reasons = graph.analyse(dense)
+    unknown = [name for name in kept_filters if name not in chains]
+    if unknown:
+        raise TfrewindError(f"weight rewinding: {', '.join(unknown)} cannot be filter-pruned in "
+                            f"{dense.name!r}; is this the dense model the pruned one came from?")
+    keep = {name: np.asarray(idx, dtype=int) for name, idx in kept_filters.items()}
+    out_keep, in_keep = _slice_maps(chains, keep)
+    for layer in pruned.layers:
+        weights = _sliced(dense.get_layer(layer.name), out_keep.get(layer.name), in_keep.get(layer.name))
+        if [w.shape for w in weights] != [tuple(w.shape) for w in layer.weights]:
+            raise TfrewindError(f"weight rewinding: layer {layer.name!r} has shapes "
+                                f"{[tuple(w.shape) for w in layer.weights]}, the sliced dense weights "
+                                f"{[w.shape for w in weights]}")
+        layer.set_weights(weights)
+
+
+def compose_kept(first: dict[str, Any], second: dict[str, Any]) -> dict[str, list[int]]:
+    """Kept indices after two filter-pruning rounds, in the first round's input numbering."""
+    out = {name: [int(i) for i in idx] for name, idx in first.items()}
+    for name, idx in second.items():
+        base = out.get(name)
+        out[name] = [int(i) for i in idx] if base is None else [base[int(i)] for i in idx]
+    return out
+
+
+def kept_filters(report: dict[str, Any]) -> dict[str, list[int]]:
+    """Conv name → kept output-channel indices, from a filter method's report."""
+    return {row["layer"]: list(row["kept_filters"]) for row in report.get("layers", [])
+            if "kept_filters" in row}

@@ -11,7 +11,6 @@ saved pruned models reload.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from .._keras import keras, tf, tfmot
 from ..config import PruneConfig
@@ -95,6 +94,3 @@ def iterative_plan(config: PruneConfig, structured: bool) -> list[PruneConfig]:
         plans.append(dataclasses.replace(config, sparsity=sparsity, ratios=ratios, schedule="one_shot"))
     return plans
 
-
-def is_finite_fraction(x: float) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x) and 0.0 < x < 1.0
