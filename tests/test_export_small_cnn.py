@@ -14,7 +14,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from tfrewind._keras import keras, tf, tfmot
 from tfrewind.export import (REPORT_FILE, ExportError, UnsupportedOpError, check_xnnpack_sparse, export_model,
-                             format_table)
+                             format_table, resolve_model_path)
 from tfrewind.models import MODELS, save_model_atomic
 
 FAST = dict(latency_runs=3, calibration_images=32)
@@ -150,8 +150,10 @@ def test_model_path_and_run_directory_inputs(trained, digits_bundle, tmp_path):
     stage = tmp_path / "run" / "original"
     save_model_atomic(trained, stage / "model.keras")
     (stage / "metrics.json").write_text("{}")
-    report = export_model(tmp_path / "run", tmp_path / "out", data=digits_bundle, latency_runs=0)
-    assert report.model.endswith("model.keras") and report.main_file.is_file()
+    report = export_model(tmp_path / "run", tmp_path / "run" / "export", format="keras", data=digits_bundle)
+    assert report.model == str(stage / "model.keras") and report.main_file.is_file()
+    (tmp_path / "run" / "export" / "metrics.json").write_text("{}")  # as the pipeline's export stage does
+    assert resolve_model_path(tmp_path / "run") == stage / "model.keras"  # an export is not a result
 
 
 class ExtractPatches(keras.layers.Layer):

@@ -20,7 +20,7 @@ from ..models import load_model_file, save_model_atomic
 from .convert import QUANTIZE_MODES, Encoding, convert
 from .errors import ExportError, ExportVerificationError
 from .files import gzip_size, path_sizes, write_bytes_atomic, write_dir_atomic
-from .report import ExportReport, FileReport, LayerReport, write_report
+from .report import REPORT_FILE, ExportReport, FileReport, LayerReport, write_report
 from .stats import is_wrapped, layer_stats, parameter_counts, strip_model, weight_sparsity
 from .tflite_file import TfliteInfo, inspect_tflite, match_layer
 from .verify import LiteRTLoadError, LiteRTModel, compare, keras_predict, top1_accuracy
@@ -82,11 +82,13 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
 
     Why "last completed by time": stage names belong to the pipeline; a stage is complete when its
     ``metrics.json`` exists (see :mod:`tfrewind.rundir`), so the newest one is the latest result.
+    Earlier exports (directories holding ``export.json``) are skipped: they are copies, not results.
     """
     path = Path(path)
     if not path.is_dir():
         return path
-    done = [p for p in path.glob("*/model.keras") if (p.parent / "metrics.json").exists()]
+    done = [p for p in path.glob("*/model.keras")
+            if (p.parent / "metrics.json").exists() and not (p.parent / REPORT_FILE).exists()]
     if not done:
         raise ExportError(f"{str(path)!r} holds no completed stage with a model.keras; "
                           "give a run directory or a .keras/.h5 model file")

@@ -103,8 +103,9 @@ class LiteRTModel:
 
 
 def keras_predict(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    chunks = [np.asarray(model(images[i:i + batch_size], training=False)) for i in range(0, len(images), batch_size)]
-    return np.concatenate(chunks, axis=0).astype(np.float32)
+    """``predict``, not ``model(x)``: a model trained under MirroredStrategy cannot be called eagerly
+    outside its scope, but ``predict`` works (see DESIGN.md)."""
+    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
 def compare(reference: np.ndarray, exported: np.ndarray, quantize: str) -> Verification:
