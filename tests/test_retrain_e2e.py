@@ -105,3 +105,19 @@ def test_prune_then_retrain_commands(dense_run, tmp_path, capsys):
             "--budget", "2", "--out", str(tmp_path / "rt"), "--quiet"])
     metrics = json.loads((tmp_path / "rt" / "retrain" / "metrics.json").read_text())
     assert metrics["schedule"] == "one_cycle" and len(metrics["history"]["loss"]) == 2
+
+
+def test_weight_rewind_after_filter_pruning_slices_the_checkpoint(dense_run, tmp_path):
+    """WR on a physically smaller model: epoch-(T−E) weights sliced to the kept filters."""
+    from tfrewind.models import load_model_file
+    from tfrewind.pruning import kept_filters
+
+    out = tmp_path / "wr_l1"
+    run_ok(["train", "--pretrained", str(dense_run), "--epochs", "4", "--prune", "l1_filter", "--sparsity", "0.5",
+            "--schedule", "weight_rewind", "--budget", "1", "--out", str(out), "--quiet"])
+    kept = kept_filters(json.loads((out / "prune" / "metrics.json").read_text())["report"])
+    retrained = load_model_file(out / "retrain" / "model.keras")
+    metrics = json.loads((out / "retrain" / "metrics.json").read_text())
+    assert metrics["schedule_details"]["rewind_to_epoch"] == 3
+    for name, indices in kept.items():  # the rewound weights were sliced to the smaller shapes
+        assert retrained.get_layer(name).kernel.shape[-1] == len(indices)

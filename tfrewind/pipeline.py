@@ -249,11 +249,24 @@ def _rewind(run: RunDir, config: RunConfig, model: keras.Model, epoch: int) -> N
     checkpoint = rewind_epoch_checkpoint(checkpoint_dir, epoch)
     dense = load_model_file(checkpoint_dir.parent / "model.keras")
     dense.load_weights(checkpoint)
-    kept = None
-    prune_metrics = run.metrics(PRUNE) if run.is_done(PRUNE) else {}
-    if prune_metrics.get("structured"):
-        kept = prune_metrics["report"].get("kept_filters")
+    kept = structured_kept_filters(run, config)
     rewind_weights(model, dense, kept)
+
+
+def structured_kept_filters(run: RunDir, config: RunConfig) -> dict[str, list[int]] | None:
+    """Filter methods: dense-model indices of the filters kept so far, composed over finished rounds."""
+    from .pruning import compose_kept, kept_filters
+
+    kept = None
+    for prune_name, _, _ in prune_rounds(config):
+        if not run.is_done(prune_name):
+            break
+        metrics = run.metrics(prune_name)
+        if not metrics.get("structured"):
+            return None
+        round_kept = kept_filters(metrics["report"])
+        kept = round_kept if kept is None else compose_kept(kept, round_kept)
+    return kept
 
 
 def _log_prune_report(log_dir: Path, report: dict[str, Any]) -> None:

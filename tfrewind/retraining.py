@@ -171,16 +171,6 @@ def rewind_weights(pruned: keras.Model, dense_at_epoch: keras.Model,
             layer.pruning_obj.weight_mask_op()
 
 
-def nonzero_count(model: keras.Model) -> int:
-    """Non-zero kernel entries over Conv/Dense kernels (masked weights as the forward pass sees them)."""
-    total = 0
-    for weight in model.weights:
-        name = weight.name
-        if "kernel" in name and "mask" not in name:
-            total += int(np.count_nonzero(weight.numpy()))
-    return total
-
-
 def schedule_table(stage: StageSchedule, steps_per_epoch: int, per_step: bool = False) -> list[tuple[int, float, float]]:
     """(epoch or step, lr, momentum) rows: at each epoch's first step, or at every step."""
     total = stage.epochs * steps_per_epoch

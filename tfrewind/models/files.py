@@ -22,6 +22,8 @@ MODEL_SUFFIXES = (".keras", ".h5")
 
 def custom_objects() -> dict:
     """Everything a tfrewind model file may reference: our layers, tfmot's wrappers, our schedules."""
+    from .. import pruning  # noqa: F401  (registers tfrewind>FixedMask, saved inside pruned models)
+
     objects = dict(CUSTOM_OBJECTS)
     objects.update(keras.utils.get_custom_objects())
     # prune_scope's objects are thread-local: get_custom_objects() does not list them.
