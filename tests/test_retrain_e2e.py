@@ -121,3 +121,21 @@ def test_weight_rewind_after_filter_pruning_slices_the_checkpoint(dense_run, tmp
     assert metrics["schedule_details"]["rewind_to_epoch"] == 3
     for name, indices in kept.items():  # the rewound weights were sliced to the smaller shapes
         assert retrained.get_layer(name).kernel.shape[-1] == len(indices)
+
+
+def test_paper_preset_through_the_cli(tmp_path):
+    """`--set prune.preset=resnet56-A` reaches the filter surgery (ResNet-56 on tiny synthetic data)."""
+    from tfrewind.models import build_model, save_model_atomic
+
+    model_path = save_model_atomic(build_model("resnet56", (32, 32, 3), 10), tmp_path / "r56.keras")
+    out = tmp_path / "r56_pruned.keras"
+    run_ok(["prune", str(model_path), "--prune", "l1_filter", "--out", str(out), "--config",
+            str(_yaml(tmp_path, "prune:\n  preset: resnet56-A\n"))])
+    report = json.loads(out.with_suffix(".json").read_text())["report"]
+    assert report["preset"] == "resnet56-A" and report["params_after"] < report["params_before"]
+
+
+def _yaml(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path

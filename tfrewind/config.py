@@ -134,6 +134,10 @@ class PruneConfig:
     """Per-layer filter ratios for structured methods (overrides ``sparsity``)."""
     ratios_from: str = "global_magnitude"
     """Reference method whose per-layer ratios ``random`` copies."""
+    preset: str | None = None
+    """Named per-layer filter ratios from the paper (``resnet56-A``, ``resnet56-B``, ``vgg16-A``, …)."""
+    policy: str | None = None
+    """``xnnpack``: tfmot's PruneForLatencyOnXNNPack (prune only what XNNPack's sparse kernels run)."""
     schedule: str = "one_shot"
     rounds: int = 3
     """Iterative pruning: number of prune-retrain rounds."""

@@ -107,7 +107,7 @@ def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None
 
     validate(config)
     model = load_model_file(model_path)
-    result = prune(model, config.prune, seed=config.seed)
+    result = prune(model, config.prune, seed=config.seed, preset=config.prune.preset, policy=config.prune.policy)
     path = Path(out) if out else Path(model_path).with_name(f"{Path(model_path).stem}_pruned.keras")
     save_model_atomic(result.model, path)
     write_json_atomic(path.with_suffix(".json"), {"method": config.prune.method, "structured": result.structured,
@@ -195,11 +195,11 @@ def prune_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, c
     stage_dir = run.stage_dir(stage)
     if run.is_done(stage):
         return load_model_file(stage_dir / "model.keras")
-    options = {}
+    options: dict[str, Any] = {"preset": prune_config.preset, "policy": prune_config.policy}
     if prune_config.schedule == "gradual":  # tfmot prunes during retraining: reach the target by 75 % of it
         budget_steps = config.retrain.budget_epochs(_original_epochs(run, config)) * data.steps_per_epoch
-        options = {"begin_step": 0, "end_step": max(1, int(0.75 * budget_steps)),
-                   "frequency": max(1, data.steps_per_epoch // 2)}
+        options.update({"begin_step": 0, "end_step": max(1, int(0.75 * budget_steps)),
+                        "frequency": max(1, data.steps_per_epoch // 2)})
     result = prune(model, prune_config, seed=config.seed, **options)
     pruned = result.model
     compile_model(pruned, StageSchedule(ConstantLR(0.0)), 0.0)
