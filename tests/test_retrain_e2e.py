@@ -27,7 +27,7 @@ def run_ok(args):
 @pytest.fixture(scope="module")
 def dense_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e") / "dense"
-    run_ok(["train", "--prune", "none", "--epochs", "4", "--out", str(out), "--quiet"])
+    run_ok(["train", "--prune", "none", "--epochs", "4", "--out", str(out), "--quiet", "--export", "none"])
     return out
 
 
@@ -35,7 +35,8 @@ def dense_run(tmp_path_factory):
 def test_train_with_each_schedule(dense_run, tmp_path, schedule):
     out = tmp_path / schedule
     run_ok(["train", "--pretrained", str(dense_run), "--epochs", "4", "--prune", "global_magnitude",
-            "--sparsity", "0.5", "--schedule", schedule, "--budget", "3", "--out", str(out), "--quiet"])
+            "--sparsity", "0.5", "--schedule", schedule, "--budget", "3", "--out", str(out), "--quiet",
+            "--export", "none"])
     retrain = json.loads((out / "retrain" / "metrics.json").read_text())
     pruned = json.loads((out / "prune" / "metrics.json").read_text())
     assert retrain["budget_epochs"] == 3 and retrain["schedule"] == schedule
@@ -114,7 +115,7 @@ def test_weight_rewind_after_filter_pruning_slices_the_checkpoint(dense_run, tmp
 
     out = tmp_path / "wr_l1"
     run_ok(["train", "--pretrained", str(dense_run), "--epochs", "4", "--prune", "l1_filter", "--sparsity", "0.5",
-            "--schedule", "weight_rewind", "--budget", "1", "--out", str(out), "--quiet"])
+            "--schedule", "weight_rewind", "--budget", "1", "--out", str(out), "--quiet", "--export", "none"])
     kept = kept_filters(json.loads((out / "prune" / "metrics.json").read_text())["report"])
     retrained = load_model_file(out / "retrain" / "model.keras")
     metrics = json.loads((out / "retrain" / "metrics.json").read_text())

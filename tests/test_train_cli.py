@@ -47,6 +47,25 @@ def test_run_directory_holds_everything(dense_run):
     assert (dense_run / "original" / "model.keras").exists()
 
 
+def test_the_run_ends_with_a_verified_tflite_export(dense_run):
+    report = json.loads((dense_run / "export" / "export.json").read_text())
+    assert report["format"] == "tflite" and report["verification"]["passed"]
+    assert (dense_run / "export" / "model.tflite").stat().st_size > 10_000
+    assert json.loads((dense_run / "export" / "metrics.json").read_text())["test_accuracy"] > 0.5
+
+
+def test_export_command(dense_run, tmp_path, capsys):
+    code, out, err = run_cli(["export", str(dense_run), "--quantize", "int8", "--out", str(tmp_path / "x")], capsys)
+    assert code == 0, err
+    assert "verification" in out and list((tmp_path / "x").glob("*.tflite"))
+    report = json.loads((tmp_path / "x" / "export.json").read_text())
+    assert report["quantize"] == "int8" and report["files"][0]["bytes"] < report["reference"]["bytes"]
+    code, _, err = run_cli(["export", str(tmp_path / "missing")], capsys)
+    assert code == 2 and "does not exist" in err
+    code, _, err = run_cli(["export", str(dense_run), "--format", "keras", "--quantize", "int8"], capsys)
+    assert code == 2 and "export.quantize" in err
+
+
 def test_recorded_schedule_is_the_one_used(dense_run):
     record = json.loads((dense_run / "original" / "schedule.json").read_text())
     assert record["epochs"] == 4

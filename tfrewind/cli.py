@@ -102,7 +102,7 @@ SCHEDULE_NAMES = ("fine_tune", "lr_rewind", "weight_rewind", "scaled_lr_restart"
 @click.option("--budget", help="Retraining budget: epochs (72) or a share of original training (45%). Default 50%.")
 @click.option("--pretrained", type=click.Path(), help="Skip original training: a model file or a run directory.")
 @click.option("--export", "export_format", type=click.Choice(["none", "tflite", "keras", "saved_model"]),
-              help="Export the final model at the end (verified with LiteRT for tflite). Default: none.")
+              help="Export the final model at the end (tflite files are verified with LiteRT). Default: tflite.")
 @click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
 def train(prune_method, sparsity, ratios, ratios_from, prune_schedule, retrain_schedule, budget, pretrained,
           export_format, quiet: bool, **options) -> None:

@@ -26,6 +26,8 @@ ORIGINAL_SCHEDULES = ("step", "cosine", "one_cycle")
 AUGMENTATIONS = ("auto", "none", "cifar", "crop")
 PRUNING_SCHEDULES = ("one_shot", "gradual", "iterative")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+EXPORT_FORMATS = ("none", "tflite", "keras", "saved_model")
+QUANTIZE_MODES = ("none", "dynamic", "int8", "float16")
 
 
 @dataclass
@@ -190,11 +192,18 @@ class RetrainConfig:
 class ExportConfig:
     """Edge export after the last stage."""
 
-    format: str = "none"
-    """``none``, ``tflite``, ``keras`` or ``saved_model``."""
+    format: str = "tflite"
+    """``tflite`` (verified with LiteRT), ``keras``, ``saved_model``, or ``none`` to skip export."""
     quantize: str = "none"
+    """``none`` (float32), ``dynamic``, ``int8`` (full integer, calibrated on training images), ``float16``."""
     sparse: bool | None = None
-    """Sparse TFLite encoding; default: on when the weights are sparse."""
+    """Sparse TFLite encoding; default: on when the weights are sparse (and the file still runs)."""
+
+    def validate(self) -> None:
+        _check_choice(self.format, EXPORT_FORMATS, "export.format")
+        _check_choice(self.quantize, QUANTIZE_MODES, "export.quantize")
+        _check(self.format == "tflite" or self.quantize == "none", "export.quantize",
+               f"quantization applies to tflite only, not {self.format}")
 
 
 @dataclass
@@ -214,7 +223,7 @@ class RunConfig:
     """Run directory; default: a new directory under ``runs/``."""
 
     def validate(self) -> "RunConfig":
-        for section in (self.data, self.train, self.prune, self.retrain):
+        for section in (self.data, self.train, self.prune, self.retrain, self.export):
             section.validate()
         _check(self.seed >= 0, "seed", "must be ≥ 0")
         _check_choice(self.strategy, STRATEGIES, "strategy")
