@@ -223,6 +223,47 @@ def export_command(source, fmt, quantize, sparse, out, dataset, data_dir, xnnpac
     click.echo(format_table(report))
 
 
+@cli.command("compare")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
+              help="Compare YAML (e.g. configs/compare/digits.yaml): run-config sections plus grid: and out:.")
+@click.option("--out", help="Output directory (overrides out: in the YAML). Re-running on it resumes the sweep.")
+@click.option("--seeds", help="Comma list of seeds (overrides grid.seeds).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any field, e.g. --set train.epochs=20, --set grid.budgets=25%,50%, "
+                   "--set grid.methods=global_magnitude:0.9,random:0.9 (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Validate the config and list the cells, train nothing.")
+@click.option("--verbose", is_flag=True, help="Keras per-epoch lines for every run (default: quiet, a bar over cells).")
+def compare_command(config_path, out, seeds, sets, dry_run, verbose) -> None:
+    """One original training, then methods × schedules × budgets × seeds, one run directory per cell;
+    finished cells are skipped on a re-run. Writes results.csv, results.md and PNG plots into --out."""
+    from .compare import cell_done, load_compare_config, run_compare
+
+    config = load_compare_config(config_path, _overrides({"out": out, "grid.seeds": seeds}, sets))
+    if dry_run:
+        cells = config.cells()
+        for cell in cells:
+            click.echo(f"{'done   ' if cell_done(cell) else 'pending'}  {cell.name}")
+        click.echo(f"{len(cells)} cells in {config.out}; original: {config.original_dir}")
+        return
+    result = run_compare(config, verbose=2 if verbose else 0)
+    failed = [name for name, status in result.statuses.items() if status == "failed"]
+    for path in result.files:
+        click.echo(f"wrote {path}")
+    if failed:
+        click.echo(f"{len(failed)} cell(s) failed (see results.md): {', '.join(failed)}", err=True)
+
+
+@cli.command("report")
+@click.argument("out", type=click.Path())
+def report_command(out) -> None:
+    """Rebuild results.csv, results.md and the plots of a compare directory from its run directories."""
+    from .compare import report
+
+    _, files = report(out)
+    for path in files:
+        click.echo(f"wrote {path}")
+
+
 def _print_summary(result) -> None:
     click.echo(f"run directory: {result.run_dir}")
     for stage, metrics in result.stages.items():
