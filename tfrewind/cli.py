@@ -247,6 +247,9 @@ def compare_command(config_path, out, seeds, sets, dry_run, verbose) -> None:
         return
     result = run_compare(config, verbose=2 if verbose else 0)
     failed = [name for name, status in result.statuses.items() if status == "failed"]
+    from .compare_report import headline_table
+
+    click.echo(headline_table(config.out_dir))
     for path in result.files:
         click.echo(f"wrote {path}")
     if failed:

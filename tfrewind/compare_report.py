@@ -203,6 +203,14 @@ def _seconds(values: list[float]) -> str:
     return "–" if not values else f"{_mean(values):.0f}"
 
 
+def headline_table(out: str | Path) -> str:
+    """The first table of ``results.md`` (accuracy after retraining per method × budget × schedule)."""
+    lines = (Path(out) / MARKDOWN_FILE).read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end]).strip()
+
+
 def _incomplete(group: dict[str, Any], config: CompareConfig) -> str:
     return "" if group["n"] == len(config.grid.seeds) else f" n={group['n']}"
 
@@ -244,8 +252,9 @@ def plot_accuracy(config: CompareConfig, groups: list[dict[str, Any]], dense: di
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"{config.base.model.name} on {config.base.data.name}: mean ± std over "
-                 f"{len(config.grid.seeds)} seeds", fontsize=10)
+    seeds = len(config.grid.seeds)
+    fig.suptitle(f"{config.base.model.name} on {config.base.data.name}: accuracy after retraining, "
+                 + (f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed"), fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -264,5 +273,5 @@ def plot_schedule_curves(config: CompareConfig, cells: list[Cell]) -> list[Path]
                            config=config.base.retrain) for budget in budgets]
 
 
-__all__ = ["COLUMNS", "cell_row", "markdown", "plot_accuracy", "plot_schedule_curves", "rows_to_csv", "summarise",
+__all__ = ["COLUMNS", "cell_row", "headline_table", "markdown", "plot_accuracy", "plot_schedule_curves", "rows_to_csv", "summarise",
            "write_results"]
