@@ -17,21 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ..io import write_bytes_atomic
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+__all__ = ["write_bytes_atomic", "write_dir_atomic", "gzip_size", "path_sizes"]
 
 
 def write_dir_atomic(path: str | os.PathLike, fill: Callable[[Path], None]) -> Path:

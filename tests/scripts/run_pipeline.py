@@ -1,0 +1,40 @@
+"""Run one short prune-and-retrain with a tf.distribute strategy, then dump masks and metrics.
+
+Usage: python run_pipeline.py STRATEGY PRETRAINED_RUN OUT_DIR RESULT_JSON [LOGICAL_CPUS]
+The dense original comes from PRETRAINED_RUN (trained on one device), so pruning sees the same
+weights everywhere and the masks can be compared exactly with a single-device run.
+It is a script (not a test) because logical devices and TF_CONFIG must be set before TensorFlow
+initialises, which a pytest process has already done.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+strategy_name, pretrained, out_dir, result_path = sys.argv[1:5]
+logical_cpus = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+
+from tfrewind._keras import tf  # noqa: E402
+
+if logical_cpus:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+
+from tfrewind.config import load_config  # noqa: E402
+from tfrewind.pipeline import train  # noqa: E402
+from tfrewind.pruning import masks  # noqa: E402
+from tfrewind.models import load_model_file  # noqa: E402
+
+config = load_config(None, {"strategy": strategy_name, "out": out_dir, "train.epochs": 2, "retrain.budget": "2",
+                            "train.pretrained": pretrained,
+                            "prune.method": "global_magnitude", "prune.sparsity": 0.7, "export.format": "none",
+                            "seed": 0})
+result = train(config, verbose=0)
+model = load_model_file(result.run_dir / "retrain" / "model.keras")
+found = {name: mask.astype(np.int8).tolist() for name, mask in masks(model).items()}
+with open(result_path, "w") as handle:
+    json.dump({"masks": found, "retrain": result.stages["retrain"]["test_accuracy"],
+               "sparsity": result.stages["retrain"]["sparsity"]}, handle)
