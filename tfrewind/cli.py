@@ -46,6 +46,12 @@ def config_options(func):
         click.option("--seed", type=int, help="Seed for weights, data order and augmentation. Default: 0."),
         click.option("--deterministic/--no-deterministic", default=None,
                      help="Turn on TensorFlow op determinism (slower, bitwise repeatable)."),
+        click.option("--strategy", type=click.Choice(["default", "mirrored", "multi_worker", "tpu"]),
+                     help="tf.distribute strategy (--batch-size is the global batch). Default: default."),
+        click.option("--mixed-precision/--no-mixed-precision", default=None,
+                     help="mixed_float16 compute, for GPUs. Default: off."),
+        click.option("--jit-compile/--no-jit-compile", default=None,
+                     help="XLA-compile the train step (slower on CPU here; try on GPU). Default: off."),
         click.option("--out", help="Run directory. Default: a new directory under runs/. "
                                    "Re-running on an existing run directory resumes it."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -56,12 +62,13 @@ def config_options(func):
     return func
 
 
-def build_config(config_path, dataset, data_dir, model, epochs, batch_size, lr, seed, deterministic, out, sets,
-                 extra: dict[str, Any] | None = None):
+def build_config(config_path, dataset, data_dir, model, epochs, batch_size, lr, seed, deterministic, strategy,
+                 mixed_precision, jit_compile, out, sets, extra: dict[str, Any] | None = None):
     from .config import load_config
 
     flags = {"data.name": dataset, "data.data_dir": data_dir, "model.name": model, "train.epochs": epochs,
              "data.batch_size": batch_size, "train.lr": lr, "seed": seed, "deterministic": deterministic,
+             "strategy": strategy, "mixed_precision": mixed_precision, "jit_compile": jit_compile,
              "out": out, **(extra or {})}
     return load_config(config_path, _overrides(flags, sets))
 

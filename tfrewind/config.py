@@ -219,6 +219,12 @@ class RunConfig:
     seed: int = 0
     deterministic: bool = False
     strategy: str = "default"
+    """tf.distribute strategy: ``default`` (one device), ``mirrored`` (all local GPUs/devices),
+    ``multi_worker`` (TF_CONFIG), ``tpu``. ``data.batch_size`` is the global batch."""
+    mixed_precision: bool = False
+    """``mixed_float16`` compute (for GPUs; slower on CPUs)."""
+    jit_compile: bool = False
+    """XLA-compile the train step (measured ~2.6× slower on a 2-core CPU; may help on GPUs)."""
     out: str | None = None
     """Run directory; default: a new directory under ``runs/``."""
 
@@ -227,6 +233,9 @@ class RunConfig:
             section.validate()
         _check(self.seed >= 0, "seed", "must be ≥ 0")
         _check_choice(self.strategy, STRATEGIES, "strategy")
+        _check(not (self.mixed_precision and self.strategy in ("mirrored", "multi_worker")), "mixed_precision",
+               "tfmot's pruning wrappers fail under mixed_float16 with a mirrored strategy (pruning_impl casts "
+               "masks to float16); use one of the two")
         return self
 
     def to_dict(self) -> dict[str, Any]:

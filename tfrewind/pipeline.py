@@ -25,7 +25,7 @@ from .retraining import (RETRAIN_SCHEDULES, OriginalRecord, build_retrain_schedu
                          rewind_weights)
 from .schedules import ConstantLR, Schedule
 from .training import (StageSchedule, compile_model, evaluate, fit_stage, make_strategy, original_schedule,
-                       set_seed)
+                       set_precision, set_seed)
 from . import schedules as _schedules  # noqa: F401  (registers schedule classes for reloading)
 
 ORIGINAL = "original"
@@ -66,6 +66,7 @@ def train(config: RunConfig, verbose: int = 1) -> RunResult:
     """Run the configured pipeline in ``config.out`` (created, or resumed if it exists)."""
     validate(config)
     set_seed(config.seed, config.deterministic)
+    set_precision(config.mixed_precision)
     data = load_data(config.data, seed=config.seed)
     strategy = make_strategy(config.strategy)
     with strategy.scope():
@@ -123,6 +124,7 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     """
     validate(config)
     set_seed(config.seed, config.deterministic)
+    set_precision(config.mixed_precision)
     data = load_data(config.data, seed=config.seed)
     strategy = make_strategy(config.strategy)
     with strategy.scope():
@@ -223,7 +225,7 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
     schedule = build_retrain_schedule(config.retrain.schedule, original, budget, config.retrain)
     if needs_weight_rewind(schedule):
         _rewind(run, config, model, original.epochs - budget)
-    compile_model(model, schedule, config.train.weight_decay)
+    compile_model(model, schedule, config.train.weight_decay, config.jit_compile)
     callbacks = list(pruning_callbacks(model))
     if is_wrapped(model):
         callbacks.append(SparsityMonitor(run.log_dir(stage) / "sparsity",
@@ -306,9 +308,9 @@ def original_stage(run: RunDir, model: keras.Model, data: DataBundle, config: Ru
     schedule = original_schedule(config.train, data.steps_per_epoch)
     if run.is_done(ORIGINAL):
         model = load_model_file(model_path)
-        compile_model(model, schedule, config.train.weight_decay)
+        compile_model(model, schedule, config.train.weight_decay, config.jit_compile)
         return model
-    compile_model(model, schedule, config.train.weight_decay)
+    compile_model(model, schedule, config.train.weight_decay, config.jit_compile)
     if config.train.pretrained:
         metrics = {"stage": ORIGINAL, "pretrained": str(config.train.pretrained), **evaluate(model, data)}
     else:

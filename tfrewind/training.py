@@ -67,12 +67,18 @@ def original_schedule(config: TrainConfig, steps_per_epoch: int) -> StageSchedul
                          epochs=config.epochs)
 
 
-def compile_model(model: keras.Model, schedule: StageSchedule, weight_decay: float) -> None:
+def compile_model(model: keras.Model, schedule: StageSchedule, weight_decay: float, jit_compile: bool = False) -> None:
     model.compile(
         optimizer=PaperSGD(schedule.lr, momentum=schedule.momentum, weight_decay=weight_decay),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=_outputs_logits(model)),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
     )
+
+
+def set_precision(mixed: bool) -> None:
+    """``mixed_float16`` compute for GPUs; tf_keras wraps the optimizer in a LossScaleOptimizer."""
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
 
 
 def _outputs_logits(model: keras.Model) -> bool:
