@@ -4,6 +4,14 @@ Why this order: decoding and normalisation are done once and cached (when the sp
 memory); shuffling and augmentation come after the cache so that each epoch sees new orders and
 crops; prefetch overlaps input with training. Augmentation follows the paper for CIFAR (pad 4,
 random crop, horizontal flip); seeds make it repeatable.
+
+Why an epoch clock: a run killed at epoch 7 and resumed must see, in epoch 8, exactly the images,
+order and crops an uninterrupted run sees. ``shuffle(reshuffle_each_iteration=True)`` and stateful
+random ops depend on how many epochs *this process* has iterated, so instead each epoch's order
+(``shuffle`` seeded by (seed, epoch)) and augmentation (stateless crop/flip keyed by (seed, epoch,
+position)) are functions of the epoch number held by :class:`EpochClock`. Training pins the clock
+to the absolute epoch (:class:`tfrewind.callbacks.DataEpochSync`, after ``BackupAndRestore`` has
+restored); used on its own (``model.fit(bundle.train)``) the clock advances with each pass.
 """
 
 from __future__ import annotations
@@ -23,6 +31,30 @@ STATS_SAMPLE = 5000
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+class EpochClock:
+    """The epoch whose order and augmentation the training pipeline serves next.
+
+    Unpinned (default) each new pass over the dataset takes the next epoch; :meth:`pin` fixes the
+    epoch explicitly (resumed training), and every pass then serves exactly that epoch.
+    """
+
+    def __init__(self) -> None:
+        with tf.init_scope():
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="tfrewind_data_epoch")
+            self.pinned = tf.Variable(False, trainable=False, name="tfrewind_data_epoch_pinned")
+
+    def pin(self, epoch: int) -> None:
+        self.pinned.assign(True)
+        self.epoch.assign(int(epoch))
+
+    def unpin(self) -> None:
+        self.pinned.assign(False)
+
+    def take(self) -> tf.Tensor:
+        """Inside tf.data: the epoch of this pass (advancing the clock when it is not pinned)."""
+        return tf.cond(self.pinned, lambda: self.epoch.read_value(), lambda: self.epoch.assign_add(1) - 1)
+
+
 @dataclass
 class DataBundle:
     """Batched pipelines for the three splits, plus the facts models and schedules need."""
@@ -38,6 +70,8 @@ class DataBundle:
     batch_size: int
     name: str
     class_names: Sequence[str] | None = None
+    clock: EpochClock | None = None
+    """Which epoch ``train`` serves (order and augmentation depend only on seed and epoch)."""
 
     @property
     def steps_per_epoch(self) -> int:
@@ -57,14 +91,13 @@ def build_pipelines(raw: RawSplits, config: DataConfig, seed: int) -> DataBundle
     for split in ("train", "validation", "test"):
         ds = getattr(raw, split).map(normalise, num_parallel_calls=AUTOTUNE)
         prepared[split] = ds.cache() if cache else ds
-    augment = _augmenter(config.augment, raw.input_shape, seed)
+    augment = _augmenter(config.augment, raw.input_shape)
     batch = config.batch_size
-    train = prepared["train"].shuffle(min(config.shuffle_buffer, max(raw.train_examples, 1)), seed=seed,
-                                      reshuffle_each_iteration=True)
-    if augment is not None:
-        train = train.map(augment, num_parallel_calls=AUTOTUNE)
+    clock = EpochClock()
+    buffer = min(config.shuffle_buffer, max(raw.train_examples, 1))
+    train = _epoch_pipeline(prepared["train"], raw.train_examples, buffer, augment, seed, clock, batch)
     return DataBundle(
-        train=train.batch(batch).prefetch(AUTOTUNE),
+        train=train.prefetch(AUTOTUNE),
         validation=prepared["validation"].batch(batch).prefetch(AUTOTUNE),
         test=prepared["test"].batch(batch).prefetch(AUTOTUNE),
         train_plain=prepared["train"].batch(batch),
@@ -74,7 +107,32 @@ def build_pipelines(raw: RawSplits, config: DataConfig, seed: int) -> DataBundle
         batch_size=batch,
         name=config.name,
         class_names=raw.class_names,
+        clock=clock,
     )
+
+
+def epoch_key(seed: int | tf.Tensor, epoch: tf.Tensor) -> tf.Tensor:
+    """One int64 per (seed, epoch): the shuffle seed of that epoch and the first half of its augmentation keys."""
+    return tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64)
+
+
+def _epoch_pipeline(ds: tf.data.Dataset, examples: int, buffer: int, augment, seed: int,
+                    clock: EpochClock, batch: int) -> tf.data.Dataset:
+    """Batches of the epoch ``clock`` gives: order and augmentation a pure function of (seed, epoch)."""
+
+    def one_epoch(epoch):
+        key = epoch_key(seed, epoch)
+        shuffled = _seeded_shuffle(ds, buffer, key)
+        if augment is None:
+            return shuffled
+        return shuffled.enumerate().map(lambda i, example: (key, i, example))  # position kept for the augmenter
+
+    epochs = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(lambda _: clock.take())
+    train = epochs.flat_map(one_epoch).apply(tf.data.experimental.assert_cardinality(examples)).batch(batch)
+    if augment is not None:
+        train = train.map(lambda keys, positions, example: augment(keys[0], positions[0], *example),
+                          num_parallel_calls=AUTOTUNE)
+    return train
 
 
 def _stats(raw: RawSplits) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +157,28 @@ def _fits_in_memory(raw: RawSplits) -> bool:
     return raw.train_examples * height * width * channels * 4 <= CACHE_LIMIT_BYTES
 
 
-def _augmenter(mode: str, shape: Sequence[int], seed: int):
+def _seeded_shuffle(ds: tf.data.Dataset, buffer: int, seed: tf.Tensor) -> tf.data.Dataset:
+    """``ds.shuffle(buffer, seed)`` with a *tensor* seed, independent of TensorFlow's global seed.
+
+    Why the raw op: ``Dataset.shuffle`` mixes the global seed in and fails on a tensor seed when
+    the global seed is 0 (its ``seeds == (0, 0)`` check needs a Python bool).
+    """
+    specs = tf.nest.flatten(ds.element_spec)
+    variant = tf.raw_ops.ShuffleDatasetV3(
+        input_dataset=tf.data.experimental.to_variant(ds), buffer_size=tf.constant(buffer, tf.int64),
+        seed=seed, seed2=tf.constant(0x5EED, tf.int64), seed_generator=tf.raw_ops.DummySeedGenerator(),
+        output_types=[s.dtype for s in specs], output_shapes=[s.shape for s in specs],
+        reshuffle_each_iteration=False)
+    return tf.data.experimental.from_variant(variant, ds.element_spec)
+
+
+def _augmenter(mode: str, shape: Sequence[int]):
+    """Batch augmentation ``(key, first_position, images, labels) → (images, labels)``, or None.
+
+    Stateless and vectorised: each example's crop offsets and flip are drawn from the key
+    (seed, epoch) and the batch's position in the epoch, so they never depend on process history;
+    one draw and two gathers per batch are faster than per-image random ops.
+    """
     height, width, channels = shape
     if mode == "auto":
         mode = "cifar" if (height, width, channels) == (32, 32, 3) else "none"
@@ -108,11 +187,17 @@ def _augmenter(mode: str, shape: Sequence[int], seed: int):
     pad = max(1, height // 8)  # 4 pixels for 32×32 images, as in the paper
     flip = mode == "cifar"
 
-    def augment(image, label):
-        padded = tf.image.pad_to_bounding_box(image, pad, pad, height + 2 * pad, width + 2 * pad)
-        image = tf.image.random_crop(padded, (height, width, channels), seed=seed)
+    def augment(key, first, images, labels):
+        count = tf.shape(images)[0]
+        draws = tf.random.stateless_uniform(tf.stack([count, 3]), seed=tf.stack([key, first]),
+                                            minval=0, maxval=2**30, dtype=tf.int32)
+        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        rows = draws[:, 0:1] % (2 * pad + 1) + tf.range(height)[None, :]
+        cols = draws[:, 1:2] % (2 * pad + 1) + tf.range(width)[None, :]
+        out = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
         if flip:
-            image = tf.image.random_flip_left_right(image, seed=seed + 1)
-        return image, label
+            out = tf.where((draws[:, 2] % 2 == 1)[:, None, None, None], tf.reverse(out, axis=[2]), out)
+        out.set_shape([None, height, width, channels])
+        return out, labels
 
     return augment
