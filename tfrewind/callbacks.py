@@ -27,6 +27,7 @@ import numpy as np
 
 from ._keras import keras, tf
 from .errors import TrainingDivergedError
+from .io import fsync_file, read_json, write_json_atomic
 from .optim import get_momentum, set_momentum
 
 
@@ -150,6 +151,7 @@ def save_weights_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         model.save_weights(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -202,3 +204,64 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
                 f"{self.stage}: the loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}; "
                 "lower the learning rate (--lr) or check the data; the last good checkpoint was kept"
             )
+
+
+class DataEpochSync(keras.callbacks.Callback):
+    """Pin the input pipeline's :class:`~tfrewind.data.pipeline.EpochClock` to the epoch being trained.
+
+    Place it *after* ``BackupAndRestore``: its ``on_train_begin`` then sees the restored optimizer
+    step, so a resumed run's first epoch gets exactly the order and crops it would have had
+    uninterrupted. Keras creates each epoch's iterator after the previous ``on_epoch_end`` (and the
+    first one after ``on_train_begin``), so the clock is always set before the data is read.
+    """
+
+    def __init__(self, clock, steps_per_epoch: int):
+        super().__init__()
+        self.clock = clock
+        self.steps_per_epoch = max(1, int(steps_per_epoch))
+
+    def on_train_begin(self, logs=None):
+        self.clock.pin(int(self.model.optimizer.iterations.numpy()) // self.steps_per_epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.clock.pin(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        self.clock.unpin()
+
+
+class HistoryLog(keras.callbacks.Callback):
+    """Per-epoch logs kept in a JSON file, so a resumed stage reports its whole history.
+
+    ``History`` only holds the epochs of the current ``fit``; this keeps every epoch, keyed by
+    epoch, and drops entries from the resumed epoch on (they are about to be recomputed). Written
+    atomically at each epoch end, before ``BackupAndRestore`` saves (place it before that callback).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__()
+        self.path = Path(path)
+        self._epochs: dict[int, dict[str, float]] | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._epochs is None:  # the first epoch of this fit: after any restore
+            saved = read_json(self.path) if self.path.exists() else {}
+            self._epochs = {int(e): v for e, v in saved.get("epochs", {}).items() if int(e) < epoch}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._epochs is None:
+            self._epochs = {}
+        self._epochs[int(epoch)] = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
+        write_json_atomic(self.path, {"epochs": {str(e): v for e, v in sorted(self._epochs.items())}})
+
+    def history(self) -> dict[str, list[float]]:
+        """Key → per-epoch values, in epoch order (the shape of ``History.history``)."""
+        epochs = self._epochs
+        if epochs is None:
+            epochs = {int(e): v for e, v in read_json(self.path).get("epochs", {}).items()} \
+                if self.path.exists() else {}
+        out: dict[str, list[float]] = {}
+        for _, values in sorted(epochs.items()):
+            for key, value in values.items():
+                out.setdefault(key, []).append(value)
+        return out

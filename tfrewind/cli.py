@@ -111,8 +111,10 @@ SCHEDULE_NAMES = ("fine_tune", "lr_rewind", "weight_rewind", "scaled_lr_restart"
 @click.option("--export", "export_format", type=click.Choice(["none", "tflite", "keras", "saved_model"]),
               help="Export the final model at the end (tflite files are verified with LiteRT). Default: tflite.")
 @click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out RUN_DIR from its last completed "
+                                             "epoch, with its saved config (flags given must agree with it).")
 def train(prune_method, sparsity, ratios, ratios_from, prune_schedule, retrain_schedule, budget, pretrained,
-          export_format, quiet: bool, **options) -> None:
+          export_format, quiet: bool, resume: bool, **options) -> None:
     """Train, then prune, retrain and evaluate as configured — the whole loop.
 
     With no options it trains the small CNN on scikit-learn's digits, offline, and writes
@@ -121,13 +123,38 @@ def train(prune_method, sparsity, ratios, ratios_from, prune_schedule, retrain_s
     """
     from .pipeline import train as run_train
 
+    if prune_method == "none":
+        given = [flag for flag, value in (("--sparsity", sparsity), ("--ratios", ratios), ("--ratios-from", ratios_from),
+                                          ("--prune-schedule", prune_schedule), ("--schedule", retrain_schedule),
+                                          ("--budget", budget)) if value is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} configure pruning and retraining, which --prune none skips; "
+                                   "drop them or choose a pruning method")
+    if resume:
+        options["config_path"] = _resume_config(options.get("out"), options.get("config_path"))
     extra = {"prune.method": prune_method, "prune.sparsity": sparsity, "prune.ratios": ratios,
              "prune.ratios_from": ratios_from, "prune.schedule": prune_schedule,
              "retrain.schedule": retrain_schedule, "retrain.budget": budget, "train.pretrained": pretrained,
              "export.format": export_format}
     config = build_config(**options, extra=extra)
-    result = run_train(config, verbose=0 if quiet else 2)
+    result = run_train(config, verbose=0 if quiet else 2, resume=resume)
     _print_summary(result)
+
+
+def _resume_config(out: str | None, config_path: str | None) -> str | None:
+    """``--resume``: the run's own config.yaml is the base (unless --config is given)."""
+    from pathlib import Path
+
+    from .rundir import CONFIG_FILE, RunDir
+
+    if not out:
+        raise click.UsageError("--resume needs --out RUN_DIR: the run directory to continue")
+    run = RunDir(out)
+    if not (run.path / CONFIG_FILE).is_file():
+        raise click.UsageError(f"--resume: {out!r} is not a tfrewind run directory (no {CONFIG_FILE}); "
+                               "drop --resume to start a new run there")
+    run.check_version()
+    return config_path or str(Path(out) / CONFIG_FILE)
 
 
 @cli.command()
@@ -283,6 +310,11 @@ def _print_summary(result) -> None:
     click.echo(f"TensorBoard: tensorboard --logdir {result.run_dir / 'tensorboard'}")
 
 
+def _one_line(message: str) -> str:
+    """Click's messages (suggestions, choices) and wrapped errors can span lines: keep one."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors with exit status 2 for bad input, tracebacks with --debug."""
     args = sys.argv[1:] if argv is None else argv
@@ -296,12 +328,12 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         hint = f" (see: tfrewind {exc.ctx.info_name} --help)" if getattr(exc, "ctx", None) else ""
-        click.echo(f"tfrewind: error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"tfrewind: error: {_one_line(exc.format_message())}{hint}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except TfrewindError as exc:
         if debug:
             raise
-        click.echo(f"tfrewind: error: {exc}", err=True)
+        click.echo(f"tfrewind: error: {_one_line(str(exc))}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -34,6 +34,12 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a file another library wrote (a model, weights) to disk before it is renamed into place."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
 

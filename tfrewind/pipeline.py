@@ -16,15 +16,15 @@ from ._keras import keras
 from .callbacks import RewindCheckpointer, current_lr
 from .config import PruneConfig, RunConfig
 from .data import DataBundle, load_data
-from .errors import ModelFileError
+from .errors import CheckpointError, ConfigError, ModelFileError, TrainingDivergedError
 from .io import read_json, write_json_atomic
 from .models import MODELS, build_model, is_model_path, load_model_file, save_model_atomic
 from .rundir import RunDir
-from .monitor import SparsityMonitor
+from .monitor import SparsityMonitor, check_sparsity_targets
 from .retraining import (RETRAIN_SCHEDULES, OriginalRecord, build_retrain_schedule, needs_weight_rewind, rewind_epoch_checkpoint,
                          rewind_weights)
 from .schedules import ConstantLR, Schedule
-from .training import (StageSchedule, compile_model, evaluate, fit_stage, make_strategy, original_schedule,
+from .training import (StageSchedule, compile_model, evaluate, finish_stage, fit_stage, has_backup, make_strategy, original_schedule,
                        set_precision, set_seed)
 from . import schedules as _schedules  # noqa: F401  (registers schedule classes for reloading)
 
@@ -55,35 +55,74 @@ def validate(config: RunConfig) -> None:
     pretrained = config.train.pretrained
     if pretrained and not Path(pretrained).exists():
         raise ModelFileError(f"train.pretrained: {pretrained!r} does not exist")
+    if pretrained and Path(pretrained).is_dir() and not (Path(pretrained) / ORIGINAL / "model.keras").exists():
+        raise ModelFileError(f"train.pretrained: {pretrained!r} is a directory without {ORIGINAL}/model.keras; "
+                             "give a finished tfrewind run directory or a .keras/.h5 model file")
     if config.prune.method != "none":
-        from .pruning import METHODS
-
-        METHODS.get(config.prune.method)
-        RETRAIN_SCHEDULES.get(config.retrain.schedule)
+        _validate_pruning(config)
 
 
-def train(config: RunConfig, verbose: int = 1) -> RunResult:
-    """Run the configured pipeline in ``config.out`` (created, or resumed if it exists)."""
+def _validate_pruning(config: RunConfig) -> None:
+    """Pruning and retraining options that would only fail after original training: checked before it."""
+    from .pruning import make_request
+
+    make_request(config.prune, config.seed, preset=config.prune.preset, policy=config.prune.policy)
+    RETRAIN_SCHEDULES.get(config.retrain.schedule)
+    pretrained = config.train.pretrained
+    if pretrained and Path(pretrained).is_dir():
+        original = OriginalRecord.from_file(Path(pretrained) / ORIGINAL / "schedule.json")
+        kept = sorted(int(p.name[6:10]) for p in (Path(pretrained) / ORIGINAL / "checkpoints").glob("epoch_*.weights.h5"))
+    else:
+        original = OriginalRecord.from_config(config.train, steps_per_epoch=1)
+        kept = None if pretrained else config.train.checkpoint_epoch_list()
+    budget = config.retrain.budget_epochs(original.epochs)
+    schedule = build_retrain_schedule(config.retrain.schedule, original, budget, config.retrain)
+    if needs_weight_rewind(schedule):
+        epoch = original.epochs - budget
+        if kept is None:
+            raise ConfigError("retrain.schedule weight_rewind needs the original run's checkpoints: give "
+                              "--pretrained RUN_DIR (a run directory), not a model file")
+        if epoch not in kept:
+            shown = "none" if not kept else ", ".join(map(str, kept[:6])) + (" …" if len(kept) > 6 else "")
+            raise ConfigError(f"retrain.schedule weight_rewind rewinds to epoch {epoch} (original {original.epochs} "
+                              f"− budget {budget}), whose weights are not kept (checkpoints: {shown}); "
+                              "set --set train.checkpoint_epochs=all or choose a budget whose epoch is kept")
+
+
+def train(config: RunConfig, verbose: int = 1, resume: bool = False) -> RunResult:
+    """Run the configured pipeline in ``config.out`` (created, or resumed if it exists).
+
+    Every check that can fail on bad input runs before anything is written. ``resume=True``
+    insists that ``config.out`` is an existing run directory (made with the same config).
+    A NaN/inf loss stops the run with :class:`TrainingDivergedError`; the stage's last good
+    epoch stays in its ``backup``.
+    """
     validate(config)
+    RunDir.check(config, resume)
     set_seed(config.seed, config.deterministic)
     set_precision(config.mixed_precision)
     data = load_data(config.data, seed=config.seed)
     strategy = make_strategy(config.strategy)
     with strategy.scope():
         model = _initial_model(config, data)
-    run = RunDir.prepare(config)
+    run = RunDir.prepare(config, resume=resume)
     result = RunResult(run.path)
-    with strategy.scope():
-        model = original_stage(run, model, data, config, verbose)
-    result.stages[ORIGINAL] = run.metrics(ORIGINAL)
-    if config.prune.method != "none":
-        original = original_record(run, config, data)
-        for prune_name, retrain_name, round_config in prune_rounds(config):
-            with strategy.scope():
-                pruned = prune_stage(run, prune_name, model, data, config, round_config)
-                model = retrain_stage(run, retrain_name, pruned, data, config, original, verbose)
-            result.stages[prune_name] = run.metrics(prune_name)
-            result.stages[retrain_name] = run.metrics(retrain_name)
+    try:
+        with strategy.scope():
+            model = original_stage(run, model, data, config, verbose)
+        result.stages[ORIGINAL] = run.metrics(ORIGINAL)
+        if config.prune.method != "none":
+            original = original_record(run, config, data)
+            for prune_name, retrain_name, round_config in prune_rounds(config):
+                with strategy.scope():
+                    pruned = prune_stage(run, prune_name, model, data, config, round_config)
+                    model = retrain_stage(run, retrain_name, pruned, data, config, original, verbose)
+                result.stages[prune_name] = run.metrics(prune_name)
+                result.stages[retrain_name] = run.metrics(retrain_name)
+    except TrainingDivergedError as exc:
+        reuse = f"; --pretrained {run.path} reuses its finished original training" if run.is_done(ORIGINAL) else ""
+        raise TrainingDivergedError(f"{exc} (run {str(run.path)!r}); lower the learning rate in a new run "
+                                    f"(another --out{reuse})") from exc
     if config.export.format != "none":
         result.stages[EXPORT] = export_stage(run, model, data, config)
     return result
@@ -95,11 +134,60 @@ def export_stage(run: RunDir, model: keras.Model, data: DataBundle, config: RunC
 
     if run.is_done(EXPORT):
         return run.metrics(EXPORT)
+    targets = pruned_layer_targets(run, config)
     report = export_model(model, run.stage_dir(EXPORT), format=config.export.format,
                           quantize=config.export.quantize, sparse=config.export.sparse, data=data)
+    check_export_sparsity(report, targets)
     metrics = {"stage": EXPORT, "test_accuracy": report.accuracy, **report.to_dict()}
     run.write_metrics(EXPORT, metrics)
     return metrics
+
+
+def pruned_layer_targets(run: RunDir, config: RunConfig, prune_name: str | None = None) -> dict[str, tuple[float, int]]:
+    """Layer → (target sparsity, kernel size) of every masked layer (of the last round by default).
+
+    One-shot/iterative: the sparsity the prune stage gave each layer (the masks are then fixed).
+    Gradual: ``prune.sparsity`` per wrapped layer (tfmot prunes each layer to it while retraining).
+    Filter methods remove weights physically: there are no zeros to keep (empty).
+    """
+    if config.prune.method == "none":
+        return {}
+    prune_name = prune_name or prune_rounds(config)[-1][0]
+    if not run.is_done(prune_name):
+        return {}
+    metrics = run.metrics(prune_name)
+    if metrics.get("structured"):
+        return {}
+    gradual = config.prune.schedule == "gradual"
+    return {row["layer"]: (float(config.prune.sparsity) if gradual else float(row["sparsity"]), int(row["size"]))
+            for row in metrics.get("report", {}).get("layers", []) if row.get("wrapped")}
+
+
+def check_retrained_sparsity(model: keras.Model, targets: dict[str, tuple[float, int]], stage: str) -> None:
+    """After retraining every pruned layer is exactly as sparse as pruning left it (or gradual's target)."""
+    from .pruning import sparsity_report
+
+    achieved = {row["layer"]: row["sparsity"] for row in sparsity_report(model)["layers"]}
+    check_sparsity_targets(achieved, {n: t for n, (t, _) in targets.items()},
+                           {n: size for n, (_, size) in targets.items()}, f"after {stage}")
+
+
+def check_export_sparsity(report, targets: dict[str, tuple[float, int]]) -> None:
+    """Each pruned layer keeps its zeros in the stripped Keras model and in the exported file.
+
+    Quantization (int8, dynamic, float16) may round more weights to zero, so there the file needs
+    at least the target; a float32 file must match it.
+    """
+    if not targets:
+        return
+    wanted = {n: t for n, (t, _) in targets.items()}
+    sizes = {n: size for n, (_, size) in targets.items()}
+    check_sparsity_targets({layer.name: layer.keras_sparsity for layer in report.layers}, wanted, sizes,
+                           "export (stripped Keras model)")
+    in_file = {layer.name: layer.file_sparsity for layer in report.layers if layer.file_sparsity is not None}
+    if in_file:
+        check_sparsity_targets(in_file, {n: t for n, t in wanted.items() if n in in_file}, sizes,
+                               f"export ({report.format} file)", at_least=report.quantize != "none")
 
 
 def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None = None) -> tuple[Path, dict]:
@@ -196,12 +284,16 @@ def prune_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, c
 
     stage_dir = run.stage_dir(stage)
     if run.is_done(stage):
-        return load_model_file(stage_dir / "model.keras")
+        return _stage_model(run, stage)
     options: dict[str, Any] = {"preset": prune_config.preset, "policy": prune_config.policy}
     if prune_config.schedule == "gradual":  # tfmot prunes during retraining: reach the target by 75 % of it
         budget_steps = config.retrain.budget_epochs(_original_epochs(run, config)) * data.steps_per_epoch
-        options.update({"begin_step": 0, "end_step": max(1, int(0.75 * budget_steps)),
-                        "frequency": max(1, data.steps_per_epoch // 2)})
+        frequency = max(1, data.steps_per_epoch // 2)
+        # tfmot prunes only at multiples of the frequency up to end_step: end on one, or it stops short.
+        end_step = frequency * max(1, -(-int(0.75 * budget_steps) // frequency))
+        if end_step > budget_steps:
+            end_step = frequency * max(1, budget_steps // frequency)
+        options.update({"begin_step": 0, "end_step": end_step, "frequency": frequency})
     result = prune(model, prune_config, seed=config.seed, **options)
     pruned = result.model
     compile_model(pruned, StageSchedule(ConstantLR(0.0)), 0.0)
@@ -220,10 +312,10 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
 
     stage_dir = run.stage_dir(stage)
     if run.is_done(stage):
-        return load_model_file(stage_dir / "model.keras")
+        return _stage_model(run, stage)
     budget = config.retrain.budget_epochs(original.epochs)
     schedule = build_retrain_schedule(config.retrain.schedule, original, budget, config.retrain)
-    if needs_weight_rewind(schedule):
+    if needs_weight_rewind(schedule) and not has_backup(stage_dir):  # a resumed stage's backup holds them
         _rewind(run, config, model, original.epochs - budget)
     compile_model(model, schedule, config.train.weight_decay, config.jit_compile)
     callbacks = list(pruning_callbacks(model))
@@ -234,10 +326,29 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
                         callbacks=callbacks, verbose=verbose)
     metrics.update({"schedule": config.retrain.schedule, "budget_epochs": budget,
                     "schedule_details": schedule.description, "sparsity": sparsity_report(model)})
+    prune_name = _prune_stage_of(config, stage)
+    if is_wrapped(model) and prune_name is not None:
+        check_retrained_sparsity(model, pruned_layer_targets(run, config, prune_name), stage)
     save_model_atomic(model, stage_dir / "model.keras")
     save_model_atomic(strip(model), stage_dir / "model_stripped.keras")
     run.write_metrics(stage, metrics)
+    finish_stage(stage_dir)
     return model
+
+
+def _prune_stage_of(config: RunConfig, retrain_name: str) -> str | None:
+    if config.prune.method == "none":
+        return None
+    return next((p for p, r, _ in prune_rounds(config) if r == retrain_name), None)
+
+
+def _stage_model(run: RunDir, stage: str) -> keras.Model:
+    """A finished stage's model; a damaged file names the stage to redo."""
+    try:
+        return load_model_file(run.stage_dir(stage) / "model.keras")
+    except ModelFileError as exc:
+        raise ModelFileError(f"{exc}; the {stage} stage's output is damaged: delete {str(run.stage_dir(stage))!r} "
+                             "to redo that stage") from exc
 
 
 def _original_epochs(run: RunDir, config: RunConfig) -> int:
@@ -250,7 +361,12 @@ def _rewind(run: RunDir, config: RunConfig, model: keras.Model, epoch: int) -> N
     checkpoint_dir = _checkpoint_dir(run, config)
     checkpoint = rewind_epoch_checkpoint(checkpoint_dir, epoch)
     dense = load_model_file(checkpoint_dir.parent / "model.keras")
-    dense.load_weights(checkpoint)
+    try:
+        dense.load_weights(checkpoint)
+    except Exception as exc:  # noqa: BLE001 - h5py/ValueError: the file is damaged or not these weights
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(f"weight rewinding: checkpoint {str(checkpoint)!r} is unreadable ({reason}); "
+                              "restore it from a copy, or retrain with --schedule lr_rewind (needs no checkpoint)") from None
     kept = structured_kept_filters(run, config)
     rewind_weights(model, dense, kept)
 
@@ -307,7 +423,7 @@ def original_stage(run: RunDir, model: keras.Model, data: DataBundle, config: Ru
     model_path = stage_dir / "model.keras"
     schedule = original_schedule(config.train, data.steps_per_epoch)
     if run.is_done(ORIGINAL):
-        model = load_model_file(model_path)
+        model = _stage_model(run, ORIGINAL)
         compile_model(model, schedule, config.train.weight_decay, config.jit_compile)
         return model
     compile_model(model, schedule, config.train.weight_decay, config.jit_compile)
@@ -321,6 +437,7 @@ def original_stage(run: RunDir, model: keras.Model, data: DataBundle, config: Ru
     record_schedule(stage_dir / "schedule.json", schedule, data.steps_per_epoch)
     save_model_atomic(model, model_path)
     run.write_metrics(ORIGINAL, metrics)
+    finish_stage(stage_dir)
     return model
 
 

@@ -29,6 +29,8 @@ from .io import read_json, write_json_atomic, write_text_atomic
 
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
+DIVERGED_FILE = "diverged.json"
+"""Written into a stage directory when its loss became NaN/inf (removed when the stage completes)."""
 
 
 class RunDir:
@@ -36,29 +38,84 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def prepare(cls, config: RunConfig, runs_root: str | Path = "runs") -> "RunDir":
-        """Create a new run directory, or reopen one made with the same config (resume)."""
-        path = Path(config.out) if config.out else Path(runs_root) / _default_name(config)
-        run = cls(path)
+    def resolve(cls, config: RunConfig, runs_root: str | Path = "runs") -> "RunDir":
+        return cls(Path(config.out) if config.out else Path(runs_root) / _default_name(config))
+
+    @classmethod
+    def check(cls, config: RunConfig, resume: bool = False, runs_root: str | Path = "runs") -> "RunDir":
+        """Everything :meth:`prepare` would refuse, checked without writing anything."""
+        run = cls.resolve(config, runs_root)
+        path = run.path
+        if path.exists() and not path.is_dir():
+            raise TfrewindError(f"--out {str(path)!r} is a file, not a run directory; choose another --out")
         if (path / CONFIG_FILE).exists():
+            run.check_version()
             run.check_same_config(config)
+        elif resume:
+            where = "--out is missing" if not config.out else f"{str(path)!r} is not a tfrewind run directory (no {CONFIG_FILE})"
+            raise TfrewindError(f"--resume: {where}; give --out RUN_DIR of an interrupted run, or drop --resume "
+                                "to start a new run")
         elif path.exists() and any(path.iterdir()):
             raise TfrewindError(f"run directory {str(path)!r} exists and is not a tfrewind run; choose another --out")
-        path.mkdir(parents=True, exist_ok=True)
+        return run
+
+    @classmethod
+    def prepare(cls, config: RunConfig, runs_root: str | Path = "runs", resume: bool = False) -> "RunDir":
+        """Create a new run directory, or reopen one made with the same config (resume)."""
+        run = cls.check(config, resume, runs_root)
+        path = run.path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TfrewindError(f"cannot create run directory {str(path)!r} ({exc.strerror}); choose another --out") from None
+        run.remove_partial_writes()
         write_text_atomic(path / CONFIG_FILE, dump_yaml(config))
         if not (path / RUN_FILE).exists():
             write_json_atomic(path / RUN_FILE, {"tfrewind_version": __version__,
                                                 "created": _dt.datetime.now().isoformat(timespec="seconds")})
         return run
 
+    def check_version(self) -> None:
+        """Refuse a run directory written by another tfrewind version (its files may mean other things)."""
+        path = self.path / RUN_FILE
+        if not path.exists():
+            raise TfrewindError(f"run directory {str(self.path)!r} has no {RUN_FILE} (not made by tfrewind, or "
+                                "damaged); start a new run with another --out")
+        try:
+            version = read_json(path).get("tfrewind_version")
+        except (ValueError, AttributeError, OSError):
+            raise TfrewindError(f"{str(path)!r} is unreadable; start a new run with another --out") from None
+        if version != __version__:
+            raise TfrewindError(f"run directory {str(self.path)!r} was made by tfrewind {version}, this is "
+                                f"{__version__}; resume it with tfrewind {version} (pip install tfrewind=={version}) "
+                                "or start a new run with another --out")
+
     def check_same_config(self, config: RunConfig) -> None:
         """Refuse to resume a run made with another config, naming the fields that differ."""
-        saved = yaml.safe_load((self.path / CONFIG_FILE).read_text()) or {}
+        try:
+            saved = yaml.safe_load((self.path / CONFIG_FILE).read_text()) or {}
+        except yaml.YAMLError:
+            raise ConfigError(f"{str(self.path / CONFIG_FILE)!r} is not valid YAML; start a new run with another "
+                              "--out") from None
         current = config.to_dict()
         diffs = [key for key in _flat_diff(saved, current) if key != "out"]
         if diffs:
+            diverged = sorted(p.parent.name for p in self.path.glob(f"*/{DIVERGED_FILE}"))
+            if diverged:
+                raise ConfigError(
+                    f"run directory {str(self.path)!r} stopped because the loss diverged in {diverged[0]}, and its "
+                    f"config cannot change (you changed: {', '.join(diffs)}); start a new run with another --out "
+                    f"(--pretrained {str(self.path)} reuses its finished original training)")
             raise ConfigError(f"run directory {str(self.path)!r} was made with a different config "
-                              f"(differs in: {', '.join(diffs)}); use another --out or the same settings")
+                              f"(differs in: {', '.join(diffs)}); use another --out, or the same settings "
+                              f"(tfrewind train --resume --out {str(self.path)} takes them from the run)")
+
+    def remove_partial_writes(self) -> None:
+        """Temporary files of writes a kill interrupted (atomic writes rename only complete files)."""
+        for pattern in (".*.tmp", ".tmp-*", ".model*.keras", ".model*.h5"):
+            for leftover in self.path.rglob(pattern):
+                if leftover.is_file():
+                    leftover.unlink(missing_ok=True)
 
     def stage_dir(self, stage: str) -> Path:
         return self.path / stage

@@ -8,24 +8,31 @@ compare fairly and behave the same when interrupted.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from ._keras import keras, tf
-from .callbacks import MomentumScheduler, NonFiniteLossGuard, ScheduleLogger
+from .callbacks import DataEpochSync, HistoryLog, MomentumScheduler, NonFiniteLossGuard, ScheduleLogger
 from .config import TrainConfig
 from .data import DataBundle
+from .errors import CheckpointError, TrainingDivergedError
+from .io import write_json_atomic
 from .optim import PaperSGD
 from .schedules import CosineLR, OneCycleLR, OneCycleMomentum, Schedule, StepDecayLR
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
-    """Fix Python, NumPy and TensorFlow seeds; optionally make TF ops deterministic."""
+    """Fix Python, NumPy and TensorFlow seeds; make TF ops deterministic or not (per run, not sticky)."""
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+    else:  # tf.config exports no "disable": the framework function behind enable_op_determinism
+        from tensorflow.python.framework import config as tf_framework_config
+
+        tf_framework_config.disable_op_determinism()
 
 
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:
@@ -90,12 +97,26 @@ def _outputs_logits(model: keras.Model) -> bool:
     return getattr(activation, "__name__", "linear") != "softmax"
 
 
+BACKUP_DIR = "backup"
+HISTORY_FILE = "history.json"
+DIVERGED_FILE = "diverged.json"
+
+
 def fit_stage(model: keras.Model, data: DataBundle, schedule: StageSchedule, *, stage: str, stage_dir: Path,
               log_dir: Path, callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int = 1) -> dict[str, Any]:
-    """Fit for ``schedule.epochs`` epochs (resuming from ``stage_dir/backup`` if present); return metrics."""
+    """Fit for ``schedule.epochs`` epochs (resuming from ``stage_dir/backup`` if present); return metrics.
+
+    Resume: ``BackupAndRestore`` saves model, optimizer (slots, iterations → LR/momentum schedule
+    position) and tfmot's pruning step and masks at each epoch end, *after* every other callback
+    (re-masking, rewind checkpoints, invariant checks, history) has run on that epoch. The backup
+    is kept after ``fit`` (the caller removes it with :func:`finish_stage` once the stage's outputs
+    are on disk), so a kill between the last epoch and ``metrics.json`` loses nothing.
+    """
     stage_dir.mkdir(parents=True, exist_ok=True)
+    check_backup(stage_dir, stage)
     steps_per_epoch = data.steps_per_epoch
     every = max(1, steps_per_epoch // 10)
+    history = HistoryLog(stage_dir / HISTORY_FILE)
     all_callbacks: list[keras.callbacks.Callback] = [NonFiniteLossGuard(stage)]
     if schedule.momentum_schedule is not None:
         all_callbacks.append(MomentumScheduler(schedule.momentum_schedule))
@@ -103,23 +124,59 @@ def fit_stage(model: keras.Model, data: DataBundle, schedule: StageSchedule, *, 
         *callbacks,
         ScheduleLogger(log_dir / "schedule", every_n_steps=every),
         keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch", write_graph=False, profile_batch=0),
-        keras.callbacks.BackupAndRestore(str(stage_dir / "backup"), delete_checkpoint=True),
+        history,
+        keras.callbacks.BackupAndRestore(str(stage_dir / BACKUP_DIR), delete_checkpoint=False),
     ]
+    if data.clock is not None:  # after BackupAndRestore: sees the restored step
+        all_callbacks.append(DataEpochSync(data.clock, steps_per_epoch))
     started = time.perf_counter()
-    history = model.fit(data.train, validation_data=data.validation, epochs=schedule.epochs,
-                        callbacks=all_callbacks, verbose=verbose)
+    try:
+        model.fit(data.train, validation_data=data.validation, epochs=schedule.epochs,
+                  callbacks=all_callbacks, verbose=verbose)
+    except TrainingDivergedError as exc:
+        write_json_atomic(stage_dir / DIVERGED_FILE, {"stage": stage, "error": str(exc)})
+        raise
     seconds = time.perf_counter() - started
     metrics = {"stage": stage, "epochs": schedule.epochs, "steps_per_epoch": steps_per_epoch,
-               "seconds": round(seconds, 3), "history": _history(history)}
+               "seconds": round(seconds, 3), "history": history.history()}
     metrics.update(evaluate(model, data))
     return metrics
+
+
+def has_backup(stage_dir: Path) -> bool:
+    """Whether an interrupted ``fit`` of this stage left a backup to resume from."""
+    return tf.train.latest_checkpoint(str(stage_dir / BACKUP_DIR / "chief")) is not None
+
+
+def check_backup(stage_dir: Path, stage: str) -> None:
+    """Read every tensor of the stage's backup checkpoint (CRC-checked) before ``fit`` restores it.
+
+    Why up front: a damaged backup would otherwise fail inside ``fit`` (or, for optimizer slots,
+    at the first step) with a TensorFlow traceback; this names the file and the way out.
+    """
+    directory = stage_dir / BACKUP_DIR / "chief"
+    if not directory.exists():
+        return
+    try:
+        latest = tf.train.latest_checkpoint(str(directory))
+        if latest is None:
+            return
+        reader = tf.train.load_checkpoint(latest)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as exc:  # noqa: BLE001 - any failure means the backup cannot be used
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(f"{stage}: the backup checkpoint in {str(directory)!r} is unreadable ({reason}); "
+                              f"delete {str(stage_dir / BACKUP_DIR)!r} to restart this stage from its first epoch") from None
+
+
+def finish_stage(stage_dir: Path) -> None:
+    """After ``metrics.json``: the stage is complete, its resume backup and divergence note go."""
+    shutil.rmtree(stage_dir / BACKUP_DIR, ignore_errors=True)
+    (stage_dir / DIVERGED_FILE).unlink(missing_ok=True)
 
 
 def evaluate(model: keras.Model, data: DataBundle) -> dict[str, float]:
     """Test-split loss and top-1 accuracy (compiled metrics of ``model``)."""
     results = model.evaluate(data.test, verbose=0, return_dict=True)
     return {"test_loss": float(results["loss"]), "test_accuracy": float(results["accuracy"])}
-
-
-def _history(history: keras.callbacks.History) -> dict[str, list[float]]:
-    return {key: [float(v) for v in values] for key, values in history.history.items()}

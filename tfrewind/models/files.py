@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .._keras import keras, tfmot
 from ..errors import ModelFileError
+from ..io import fsync_file
 from .layers import CUSTOM_OBJECTS
 
 MODEL_SUFFIXES = (".keras", ".h5")
@@ -74,6 +75,7 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         model.save(tmp, include_optimizer=False) if path.suffix == ".h5" else model.save(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
