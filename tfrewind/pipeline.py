@@ -101,8 +101,8 @@ def train(config: RunConfig, verbose: int = 1, resume: bool = False) -> RunResul
     RunDir.check(config, resume)
     set_seed(config.seed, config.deterministic)
     set_precision(config.mixed_precision)
+    strategy = make_strategy(config.strategy)  # first: multi-worker must configure TF before any variable exists
     data = load_data(config.data, seed=config.seed)
-    strategy = make_strategy(config.strategy)
     with strategy.scope():
         model = _initial_model(config, data)
     run = RunDir.prepare(config, resume=resume)
@@ -213,8 +213,8 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     validate(config)
     set_seed(config.seed, config.deterministic)
     set_precision(config.mixed_precision)
+    strategy = make_strategy(config.strategy)  # first: multi-worker must configure TF before any variable exists
     data = load_data(config.data, seed=config.seed)
-    strategy = make_strategy(config.strategy)
     with strategy.scope():
         model = load_model_file(model_path)
     from .models import check_model_fits
