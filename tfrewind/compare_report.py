@@ -235,9 +235,15 @@ def plot_accuracy(config: CompareConfig, groups: list[dict[str, Any]], dense: di
     """Accuracy after retraining vs budget: one panel per method, one line per schedule (± std)."""
     plt = _pyplot()
     labels = [m.name for m in config.grid.methods]
-    fig, axes = plt.subplots(1, len(labels), figsize=(4.3 * len(labels) + 0.6, 3.9), sharey=True, squeeze=False)
+    ncols = 2 if len(labels) in (2, 4) else min(len(labels), 3)
+    nrows = math.ceil(len(labels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols + 0.4, 3.6 * nrows + 0.5), sharey=True,
+                             squeeze=False)
+    panels = list(axes.flat)
+    for ax in panels[len(labels):]:
+        ax.set_visible(False)
     colours = {s: f"C{i}" for i, s in enumerate(config.grid.schedules)}
-    for ax, label in zip(axes[0], labels):
+    for ax, label in zip(panels, labels):
         for schedule in config.grid.schedules:
             points = sorted((g["budget_epochs"], g["mean"], g["std"] or 0.0) for g in groups
                             if g["label"] == label and g["schedule"] == schedule and g["n"])
@@ -250,8 +256,9 @@ def plot_accuracy(config: CompareConfig, groups: list[dict[str, Any]], dense: di
         ax.set_xlabel("retraining budget (epochs)")
         ax.set_xticks(sorted({g["budget_epochs"] for g in groups}))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][0].legend(fontsize=8)
+    for row in axes:
+        row[0].set_ylabel("test accuracy (%)")
+    panels[0].legend(fontsize=8)
     seeds = len(config.grid.seeds)
     fig.suptitle(f"{config.base.model.name} on {config.base.data.name}: accuracy after retraining, "
                  + (f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed"), fontsize=10)
