@@ -244,10 +244,16 @@ def export_path(model_or_run: str | Path, config: RunConfig, out: str | Path | N
         config.seed = run_config.seed
     data = load_data(config.data, seed=config.seed)
     default_out = source / EXPORT if source.is_dir() else source.with_name(f"{source.stem}_export")
-    return export_model(resolve_model_path(source), Path(out) if out else default_out,
-                        format=config.export.format if config.export.format != "none" else "tflite",
-                        quantize=config.export.quantize, sparse=config.export.sparse, data=data,
-                        xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops)
+    model_path = resolve_model_path(source)
+    report = export_model(model_path, Path(out) if out else default_out,
+                          format=config.export.format if config.export.format != "none" else "tflite",
+                          quantize=config.export.quantize, sparse=config.export.sparse, data=data,
+                          xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops)
+    if source.is_dir() and (source / "config.yaml").exists() and run_config.prune.method != "none":
+        final_retrain = prune_rounds(run_config)[-1][1]
+        if model_path.parent.name == final_retrain:  # a finished run's final model: its targets apply
+            check_export_sparsity(report, pruned_layer_targets(RunDir(source), run_config))
+    return report
 
 
 def prune_rounds(config: RunConfig) -> list[tuple[str, str, PruneConfig]]:
