@@ -343,3 +343,21 @@ def test_export_check_compares_the_file_with_the_pruned_model():
     report.layers[0].file_sparsity = 0.2  # the converter densified the pruned weights
     with pytest.raises(SparsityInvariantError, match="tflite file"):
         check_export_sparsity(report, {"conv": (0.7, 1000)})
+
+
+def test_resume_removes_the_temporary_files_of_interrupted_writes(tmp_path):
+    from tfrewind.config import load_config
+    from tfrewind.rundir import RunDir
+
+    config = load_config(None, {"out": str(tmp_path / "run")})
+    run = RunDir.prepare(config)
+    leftovers = [run.path / "original" / ".model.keras.k2j3.keras",
+                 run.path / "original" / "checkpoints" / ".epoch_0003.weights.h5.x9.weights.h5",
+                 run.path / "retrain" / ".metrics.json.a1.tmp"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    (run.path / "original" / "metrics.json").write_text("{}")
+    RunDir.prepare(config)  # reopened (resume)
+    assert not any(path.exists() for path in leftovers)
+    assert (run.path / "original" / "metrics.json").exists() and (run.path / "config.yaml").exists()

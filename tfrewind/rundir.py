@@ -111,11 +111,16 @@ class RunDir:
                               f"(tfrewind train --resume --out {str(self.path)} takes them from the run)")
 
     def remove_partial_writes(self) -> None:
-        """Temporary files of writes a kill interrupted (atomic writes rename only complete files)."""
-        for pattern in (".*.tmp", ".tmp-*", ".model*.keras", ".model*.h5"):
-            for leftover in self.path.rglob(pattern):
-                if leftover.is_file():
-                    leftover.unlink(missing_ok=True)
+        """Temporary files of writes a kill interrupted: every atomic write (:mod:`tfrewind.io`) fills a
+        hidden ``.NAME.*`` beside its target and renames only a complete file, and a run directory
+        holds no other hidden files."""
+        import shutil
+
+        for leftover in sorted(self.path.rglob(".*"), key=lambda p: len(p.parts), reverse=True):
+            if leftover.is_file() or leftover.is_symlink():
+                leftover.unlink(missing_ok=True)
+            elif leftover.is_dir() and leftover.name.endswith(".tmp"):  # write_dir_atomic (SavedModel)
+                shutil.rmtree(leftover, ignore_errors=True)
 
     def stage_dir(self, stage: str) -> Path:
         return self.path / stage
