@@ -85,3 +85,20 @@ def test_rewind_checkpoint_epochs():
     assert 0 in epochs and 160 in epochs and 88 not in epochs and 85 in epochs
     listed = load_config(None, {"train.epochs": 10, "train.checkpoint_epochs": "2,5"})
     assert listed.train.checkpoint_epoch_list() == [2, 5]
+
+
+def test_run_made_before_a_field_existed_still_resumes(tmp_path):
+    """A config.yaml without a newer field (here jit_compile) compares as that field's default."""
+    import yaml
+
+    from tfrewind.rundir import RunDir
+
+    config = load_config(None, {"out": str(tmp_path / "run")})
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    saved = config.to_dict()
+    del saved["jit_compile"]
+    (run.path / "config.yaml").write_text(yaml.safe_dump(saved))
+    run.check_same_config(config)  # no error
+    with pytest.raises(ConfigError, match="seed"):
+        run.check_same_config(load_config(None, {"out": str(tmp_path / "run"), "seed": 5}))

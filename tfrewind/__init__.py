@@ -13,6 +13,10 @@ _LAZY = {
     "train": "pipeline", "RunResult": "pipeline",
     "load_data": "data", "build_model": "models",
     "PaperSGD": "optim",
+    "prune": "pruning", "strip": "pruning",
+    "build_retrain_schedule": "retraining", "OriginalRecord": "retraining",
+    "export_model": "export",
+    "run_compare": "compare", "load_compare_config": "compare", "report": "compare",
 }
 
 

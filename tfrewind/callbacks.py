@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -27,7 +26,7 @@ import numpy as np
 
 from ._keras import keras, tf
 from .errors import TrainingDivergedError
-from .io import fsync_file, read_json, write_json_atomic
+from .io import read_json, write_json_atomic, write_with_atomic
 from .optim import get_momentum, set_momentum
 
 
@@ -142,21 +141,10 @@ def rewind_checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
 
 
 def save_weights_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
-    """Write weights to a temporary ``.h5`` beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write weights to a temporary file beside ``path``, then rename it into place."""
     # Same suffix as the target: tf_keras picks the weights format from it (".weights.h5" ≠ ".h5").
-    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        model.save_weights(tmp)
-        fsync_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    suffix = ".weights.h5" if str(path).endswith(".weights.h5") else Path(path).suffix
+    return write_with_atomic(path, model.save_weights, suffix=suffix)
 
 
 class RewindCheckpointer(keras.callbacks.Callback):

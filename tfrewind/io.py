@@ -11,17 +11,49 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def default_mode(directory: bool = False) -> int:
+    """The permissions ``open()``/``mkdir()`` would give under the current umask.
+
+    Why: ``mkstemp``/``mkdtemp`` create private (0600/0700) files, and a rename keeps that mode, so
+    without this every model and metrics file would be unreadable to the user's colleagues.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
+def write_with_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: str = ".tmp") -> Path:
+    """Let ``write(tmp)`` (a library's own saver) fill a temporary file beside ``path``, then rename.
+
+    ``suffix`` matters for savers that choose a format from the name (``.keras``, ``.weights.h5``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, default_mode())
+    os.close(fd)
+    try:
+        write(tmp)
+        fsync_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, default_mode())
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from . import __version__
-from .config import RunConfig, dump_yaml
+from .config import RunConfig, dump_yaml, from_dict
 from .errors import ConfigError, TfrewindError
 from .io import read_json, write_json_atomic, write_text_atomic
 
@@ -98,6 +98,12 @@ class RunDir:
             raise ConfigError(f"{str(self.path / CONFIG_FILE)!r} is not valid YAML; start a new run with another "
                               "--out") from None
         current = config.to_dict()
+        # Fields added to tfrewind after the run was made count as their defaults, so an older run of
+        # the same version line still resumes; a saved file that no longer parses is compared raw.
+        try:
+            saved = from_dict(saved).to_dict()
+        except ConfigError:
+            pass
         diffs = [key for key in _flat_diff(saved, current) if key != "out"]
         if diffs:
             diverged = sorted(p.parent.name for p in self.path.glob(f"*/{DIVERGED_FILE}"))

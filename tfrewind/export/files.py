@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from ..io import write_bytes_atomic
+from ..io import default_mode, write_bytes_atomic
 
 __all__ = ["write_bytes_atomic", "write_dir_atomic", "gzip_size", "path_sizes"]
 
@@ -31,6 +31,7 @@ def write_dir_atomic(path: str | os.PathLike, fill: Callable[[Path], None]) -> P
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, default_mode(directory=True))  # mkdtemp makes it private; the rename would keep that
     old = None
     try:
         fill(tmp)

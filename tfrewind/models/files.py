@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 from .._keras import keras, tfmot
 from ..errors import ModelFileError
-from ..io import fsync_file
+from ..io import write_with_atomic
 from .layers import CUSTOM_OBJECTS
 
 MODEL_SUFFIXES = (".keras", ".h5")
@@ -70,14 +69,8 @@ def _check_keras_archive(path: Path) -> None:
 def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     """Save to a temporary file in the same directory, then rename: never a half-written model."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+
+    def save(tmp: str) -> None:
         model.save(tmp, include_optimizer=False) if path.suffix == ".h5" else model.save(tmp)
-        fsync_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    return write_with_atomic(path, save, suffix=path.suffix)
