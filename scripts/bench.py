@@ -1,0 +1,335 @@
+"""Benchmarks P1–P5 of tfrewind, measured side by side in one run, written to docs/benchmarks.md.
+
+Usage (from the project root)::
+
+    python scripts/bench.py                     # all of P1–P5, writes docs/benchmarks.md
+    python scripts/bench.py --only P1,P3 --out /tmp/bench.md
+
+Why side by side: on a shared 2-core machine absolute times drift by tens of percent; the two
+variants of each comparison are run interleaved (A, B, A, B, …) in one process and reported as the
+ratio of medians, which is what the targets are about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tfrewind._keras import keras, tf  # noqa: E402
+from tfrewind.config import DataConfig, PruneConfig  # noqa: E402
+
+ROUNDS = 3
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch (the first one includes tracing, so it is dropped)."""
+
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
+
+
+def synthetic_bundle(batch_size: int, augment: str = "cifar"):
+    from tfrewind.data import load_data
+
+    return load_data(DataConfig(name="synthetic", batch_size=batch_size, augment=augment), seed=0)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import tensorflow_model_optimization as tfmot
+
+    return (f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, TensorFlow {tf.__version__}, "
+            f"tf_keras {keras.__version__}, tfmot {tfmot.__version__}")
+
+
+# ----------------------------------------------------------------------------- P1
+
+
+def p1_wrapper_overhead(epochs: int = 3) -> dict:
+    """Retraining epoch time: tfrewind (wrappers + callbacks + PaperSGD) / plain tf_keras, ResNet-20."""
+    from tfrewind.callbacks import MomentumScheduler, ScheduleLogger
+    from tfrewind.models import build_model
+    from tfrewind.monitor import SparsityMonitor
+    from tfrewind.optim import PaperSGD
+    from tfrewind.pruning import prune, pruning_callbacks
+    from tfrewind.schedules import OneCycleLR, OneCycleMomentum
+
+    data = synthetic_bundle(128)
+    steps = data.steps_per_epoch * epochs
+    logdir = Path(tempfile.mkdtemp(prefix="bench-p1-"))
+
+    def plain():
+        keras.utils.set_random_seed(0)
+        model = build_model("resnet20", data.input_shape, data.num_classes)
+        model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        return model, []
+
+    def tfrewind_variant():
+        keras.utils.set_random_seed(0)
+        dense = build_model("resnet20", data.input_shape, data.num_classes)
+        model = prune(dense, PruneConfig(method="global_magnitude", sparsity=0.8), seed=0).model
+        model.compile(PaperSGD(OneCycleLR(0.05, steps), momentum=0.95, weight_decay=1e-4),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        callbacks = [*pruning_callbacks(model), MomentumScheduler(OneCycleMomentum(steps)),
+                     SparsityMonitor(logdir / "sparsity"), ScheduleLogger(logdir / "schedule", every_n_steps=4),
+                     keras.callbacks.TensorBoard(str(logdir), write_graph=False, profile_batch=0),
+                     keras.callbacks.BackupAndRestore(str(logdir / "backup"))]
+        return model, callbacks
+
+    times = {"plain": [], "tfrewind": []}
+    for _ in range(ROUNDS):
+        for name, build in (("plain", plain), ("tfrewind", tfrewind_variant)):
+            keras.backend.clear_session()
+            model, callbacks = build()
+            timer = EpochTimer()
+            model.fit(data.train, epochs=epochs + 1, callbacks=[*callbacks, timer], verbose=0)
+            times[name] += timer.times[1:]
+    plain_s, ours_s = statistics.median(times["plain"]), statistics.median(times["tfrewind"])
+    return {"plain_s": plain_s, "tfrewind_s": ours_s, "ratio": ours_s / plain_s,
+            "steps_per_epoch": data.steps_per_epoch, "samples": len(times["plain"])}
+
+
+# ----------------------------------------------------------------------------- P2
+
+
+def p2_input_pipeline(epochs: int = 3) -> dict:
+    """Training steps/s fed by tfrewind's tf.data pipeline (augmenting) vs by in-memory tensors."""
+    from tfrewind.models import build_model
+
+    data = synthetic_bundle(128)
+    images = np.concatenate([x.numpy() for x, _ in data.train_plain])
+    labels = np.concatenate([y.numpy() for _, y in data.train_plain])
+    in_memory = tf.data.Dataset.from_tensor_slices((images, labels)).batch(128)
+    in_memory = in_memory.cache()
+    list(in_memory)  # materialise: "in-memory tensors"
+
+    raw = {}
+    for name, dataset in (("pipeline", data.train), ("in_memory", in_memory)):
+        start = time.perf_counter()
+        batches = sum(1 for _ in dataset)
+        raw[name] = batches / (time.perf_counter() - start)
+
+    times = {"pipeline": [], "in_memory": []}
+    for _ in range(ROUNDS):
+        for name, dataset in (("pipeline", data.train), ("in_memory", in_memory)):
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(0)
+            model = build_model("resnet20", data.input_shape, data.num_classes)
+            model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                          keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            timer = EpochTimer()
+            model.fit(dataset, epochs=epochs + 1, callbacks=[timer], verbose=0)
+            times[name] += [data.steps_per_epoch / t for t in timer.times[1:]]
+    pipe, mem = statistics.median(times["pipeline"]), statistics.median(times["in_memory"])
+    return {"pipeline_steps_s": pipe, "in_memory_steps_s": mem, "ratio": pipe / mem,
+            "pipeline_only_batches_s": raw["pipeline"], "in_memory_only_batches_s": raw["in_memory"]}
+
+
+# ----------------------------------------------------------------------------- P3
+
+
+def _gzip_size(path: Path) -> int:
+    return len(gzip.compress(path.read_bytes(), compresslevel=9))
+
+
+def p3_tflite_sizes(sparsities=(0.0, 0.5, 0.8, 0.9, 0.95)) -> dict:
+    """ResNet-20 .tflite size and gzip size vs the dense float file, float and int8."""
+    from tfrewind.export import export_model
+    from tfrewind.models import build_model
+    from tfrewind.pruning import prune, strip
+
+    data = synthetic_bundle(64, augment="none")
+    keras.utils.set_random_seed(0)
+    dense = build_model("resnet20", data.input_shape, data.num_classes)
+    # Two epochs of training: an untrained network's near-uniform logits make int8 top-1 agreement
+    # (a verification gate) a coin toss, and real exports are of trained networks.
+    dense.compile(keras.optimizers.SGD(0.05, momentum=0.9), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    dense.fit(data.train, epochs=2, verbose=0)
+    rows = []
+    base = None
+    for sparsity in sparsities:
+        model = dense if sparsity == 0 else strip(prune(dense, PruneConfig(method="global_magnitude",
+                                                                              sparsity=sparsity), seed=0).model)
+        for quantize in ("none", "int8"):
+            out = Path(tempfile.mkdtemp(prefix="bench-p3-"))
+            report = export_model(model, out, quantize=quantize, data=data, eval_images=64, latency_runs=3,
+                                  latency_threads=(1,))
+            file = Path(report.files[0].path)
+            size, gz = file.stat().st_size, _gzip_size(file)
+            if base is None:
+                base = (size, gz)
+            rows.append({"sparsity": sparsity, "quantize": quantize, "encoding": report.encoding,
+                         "bytes": size, "gzip": gz, "size_ratio": size / base[0], "gzip_ratio": gz / base[1]})
+    return {"dense_float_bytes": base[0], "dense_float_gzip": base[1], "rows": rows}
+
+
+# ----------------------------------------------------------------------------- P4
+
+
+def p4_filter_latency() -> dict:
+    """LiteRT latency of L1-filter-pruned ResNet-20/56 (25 %, 50 %) vs dense, next to the FLOPs ratio."""
+    from tfrewind.export import export_model
+    from tfrewind.models import build_model
+    from tfrewind.pruning import prune
+
+    data = synthetic_bundle(64, augment="none")
+    rows = []
+    for name in ("resnet20", "resnet56"):
+        keras.utils.set_random_seed(0)
+        dense = build_model(name, data.input_shape, data.num_classes)
+        dense_report = None
+        for ratio in (0.0, 0.25, 0.5):
+            model = dense if ratio == 0 else prune(dense, PruneConfig(method="l1_filter", sparsity=ratio), seed=0).model
+            report = export_model(model, Path(tempfile.mkdtemp(prefix="bench-p4-")), data=data, eval_images=64,
+                                  latency_runs=200, latency_threads=(1, 2))
+            if ratio == 0:
+                dense_report = report
+            row = {"model": name, "filters_removed": ratio, "macs": report.macs,
+                   "flops_ratio": report.macs / dense_report.macs}
+            for threads in ("1", "2"):
+                row[f"latency_ms_{threads}"] = report.latency_ms[threads]
+                row[f"latency_ratio_{threads}"] = report.latency_ms[threads] / dense_report.latency_ms[threads]
+            rows.append(row)
+    return {"rows": rows}
+
+
+# ----------------------------------------------------------------------------- P5
+
+
+def p5_default_train() -> dict:
+    """Wall time of the README's main job, `tfrewind train`, in a fresh process."""
+    out = Path(tempfile.mkdtemp(prefix="bench-p5-")) / "run"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "from tfrewind.cli import main; main()", "train", "--out", str(out),
+                    "--quiet"], check=True, cwd=ROOT, capture_output=True)
+    return {"seconds": time.perf_counter() - start}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def render(results: dict, command: str) -> str:
+    lines = ["# Benchmarks", "", f"Command: `{command}`  ", f"Machine: {machine()}  ",
+             f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}", "",
+             "Every comparison runs its variants interleaved in one process (A, B, A, B, …, "
+             f"{ROUNDS} rounds) and reports the ratio of medians; the first epoch of each fit (tracing) "
+             "is dropped.", ""]
+    for name in sorted(results):
+        lines.append(f"- {name} measured {results[name].get('measured', '?')}")
+    lines.append("")
+    if "P1" in results:
+        r = results["P1"]
+        lines += ["## P1 — retraining epoch, tfrewind vs plain tf_keras (ResNet-20, 32×32×3, batch 128)", "",
+                  "| variant | median s/epoch |", "|---|---|",
+                  f"| plain tf_keras (dense, SGD, no callbacks) | {r['plain_s']:.3f} |",
+                  f"| tfrewind (80 % fixed-mask wrappers, PaperSGD, 1-cycle + momentum, sparsity monitor, "
+                  f"schedule logger, TensorBoard, BackupAndRestore) | {r['tfrewind_s']:.3f} |", "",
+                  f"**Ratio {r['ratio']:.3f}×** (target ≤ 1.05×; {r['steps_per_epoch']} steps/epoch, "
+                  f"{r['samples']} epochs per variant).", ""]
+    if "P2" in results:
+        r = results["P2"]
+        lines += ["## P2 — input pipeline vs in-memory tensors (ResNet-20 training steps/s)", "",
+                  "| feed | train steps/s | batches/s without the model |", "|---|---|---|",
+                  f"| tfrewind tf.data (cache, shuffle, pad-crop-flip, batch, prefetch) | "
+                  f"{r['pipeline_steps_s']:.2f} | {r['pipeline_only_batches_s']:.1f} |",
+                  f"| in-memory tensors | {r['in_memory_steps_s']:.2f} | {r['in_memory_only_batches_s']:.1f} |", "",
+                  f"**Ratio {r['ratio']:.3f}×** (target ≥ 0.95×).", ""]
+    if "P3" in results:
+        r = results["P3"]
+        lines += ["## P3 — .tflite size vs the dense float file (ResNet-20, global magnitude)", "",
+                  f"Dense float file: {r['dense_float_bytes']:,} B, gzip {r['dense_float_gzip']:,} B.", "",
+                  "| sparsity | quantize | encoding shipped | bytes | × dense | gzip | gzip × dense |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            lines.append(f"| {row['sparsity']:.0%} | {row['quantize']} | {row['encoding']} | {row['bytes']:,} | "
+                         f"{row['size_ratio']:.3f} | {row['gzip']:,} | {row['gzip_ratio']:.3f} |")
+        lines += ["", "Targets at 90 %: ≤ 0.15× (float), ≤ 0.06× (int8).", ""]
+    if "P4" in results:
+        lines += ["## P4 — LiteRT latency of filter-pruned ResNets vs FLOPs", "",
+                  "| model | filters removed | MACs ratio | latency 1 thr (ms) | ratio | latency 2 thr (ms) | ratio |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in results["P4"]["rows"]:
+            lines.append(f"| {row['model']} | {row['filters_removed']:.0%} | {row['flops_ratio']:.3f} | "
+                         f"{row['latency_ms_1']:.3f} | {row['latency_ratio_1']:.3f} | {row['latency_ms_2']:.3f} | "
+                         f"{row['latency_ratio_2']:.3f} |")
+        lines += ["", "Target: latency ratio ≤ 1.2 × MACs ratio. Filter pruning removes each BasicBlock's "
+                  "first-conv filters (as in the paper's code), so the residual width is unchanged.", ""]
+    if "P5" in results:
+        lines += ["## P5 — the default `tfrewind train`", "",
+                  f"Wall time {results['P5']['seconds']:.1f} s in a fresh process (TF import included; digits, "
+                  "small_cnn, 30 + 15 epochs, prune, export). Target ≤ 180 s.", ""]
+    return "\n".join(lines) + "\n"
+
+
+NOTES_MARKER = "<!-- notes: kept by scripts/bench.py -->"
+
+
+def _kept_notes(path: str) -> str:
+    """The hand-written reading below the marker survives re-runs (numbers above it are regenerated)."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return ""
+    return text[text.index(NOTES_MARKER):] if NOTES_MARKER in text else ""
+
+
+BENCHMARKS = {"P1": p1_wrapper_overhead, "P2": p2_input_pipeline, "P3": p3_tflite_sizes,
+              "P4": p4_filter_latency, "P5": p5_default_train}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of P1..P5")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    from tfrewind.io import read_json, write_json_atomic, write_text_atomic
+
+    # Results accumulate in a JSON beside the Markdown, each with when it was measured, so that
+    # `--only P3` refreshes one section without losing the others (and a crash loses nothing).
+    store = Path(args.out).with_suffix(".json")
+    results = read_json(store) if store.exists() else {}
+    for name in chosen:
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        results[name] = {**BENCHMARKS[name](), "measured": time.strftime("%Y-%m-%d %H:%M %Z")}
+        print(f"  {name} done in {time.perf_counter() - started:.0f} s: {results[name]}", file=sys.stderr, flush=True)
+        write_json_atomic(store, results)
+        write_text_atomic(args.out, render(results, "python scripts/bench.py [--only P1,…]") + _kept_notes(args.out))
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
