@@ -8,17 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from clirun import run_cli
 from tfrewind.cli import main
-
-
-def run_cli(args, capsys):
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

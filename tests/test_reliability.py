@@ -18,23 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfrewind.cli import main
+from clirun import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 ARGS = ["train", "--epochs", "8", "--batch-size", "32", "--sparsity", "0.7", "--schedule", "weight_rewind",
         "--budget", "4", "--seed", "3", "--deterministic", "--export", "none", "--quiet"]
-
-
-def run_cli(args, capsys=None):
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code or 0
-    if capsys is None:
-        return code, "", ""
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tbreader import read_scalars
+from clirun import run_ok
 from tfrewind.cli import main
 from tfrewind.config import PruneConfig
 from tfrewind.models import build_model
@@ -15,13 +16,6 @@ from tfrewind.pruning import masks, prune, wrappers
 from tfrewind.retraining import OriginalRecord, build_retrain_schedule, rewind_weights, schedule_table
 
 SCHEDULES = ["fine_tune", "lr_rewind", "weight_rewind", "scaled_lr_restart", "one_cycle"]
-
-
-def run_ok(args):
-    try:
-        main(args)
-    except SystemExit as exc:
-        assert exc.code in (0, None), exc.code
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,7 @@ import pytest
 import yaml
 
 from tbreader import read_scalars
-from tfrewind.cli import main
-
-
-def run_cli(args, capsys):
-    """Run the CLI in-process; return (exit status, stdout, stderr)."""
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_ok(args):
-    try:
-        main(args)
-    except SystemExit as exc:  # click exits 0 after a command in standalone mode
-        assert exc.code in (0, None)
+from clirun import run_cli, run_ok
 
 
 @pytest.fixture(scope="module")
