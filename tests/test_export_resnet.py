@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ai_edge_litert.interpreter import Interpreter
 
+from litert_run import litert_logits
 from tfrewind._keras import keras
 from tfrewind.config import DataConfig
 from tfrewind.data import load_data
@@ -69,19 +69,9 @@ def _images(data, n=128):
     return np.concatenate([x.numpy() for x, _ in data.test])[:n]
 
 
-def _run_file(path, images):
-    interp = Interpreter(model_path=str(path))
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], [len(images), *inp["shape"][1:]])
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], images.astype(np.float32))
-    interp.invoke()
-    return interp.get_tensor(interp.get_output_details()[0]["index"])
-
-
 def _check_agrees(report, model, data, min_agreement):
     images = _images(data)
-    ours, theirs = _run_file(report.main_file, images), model.predict(images, verbose=0)
+    ours, theirs = litert_logits(report.main_file, images), model.predict(images, verbose=0)
     assert np.mean(ours.argmax(-1) == theirs.argmax(-1)) >= min_agreement
     return ours, theirs
 

@@ -10,8 +10,8 @@ import json
 
 import numpy as np
 import pytest
-from ai_edge_litert.interpreter import Interpreter
 
+from litert_run import litert_logits
 from tfrewind._keras import keras, tf, tfmot
 from tfrewind.export import (REPORT_FILE, ExportError, UnsupportedOpError, check_xnnpack_sparse, export_model,
                              format_table, resolve_model_path)
@@ -23,17 +23,6 @@ FAST = dict(latency_runs=3, calibration_images=32)
 def _test_arrays(bundle, limit=256):
     xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in bundle.test])
     return np.concatenate(xs)[:limit], np.concatenate(ys)[:limit]
-
-
-def _litert_logits(path, images):
-    """What a user does with the shipped file: load it, resize to the batch, run."""
-    interp = Interpreter(model_path=str(path))
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], [len(images), *inp["shape"][1:]])
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], images.astype(np.float32))
-    interp.invoke()
-    return interp.get_tensor(interp.get_output_details()[0]["index"])
 
 
 def _agreement(a, b):
@@ -79,7 +68,7 @@ def test_dense_float_export_runs_and_matches_keras(trained, digits_bundle, tmp_p
     path = tmp_path / "model.tflite"
     assert path.is_file() and report.main_file == path
     images, labels = _test_arrays(digits_bundle)
-    ours, theirs = _litert_logits(path, images), trained.predict(images, verbose=0)
+    ours, theirs = litert_logits(path, images), trained.predict(images, verbose=0)
     assert np.max(np.abs(ours - theirs)) <= 1e-3 * np.max(np.abs(theirs))
     assert _agreement(ours, theirs) >= 0.99
     assert "sparse" not in report.encoding.split(",")[1]  # a dense model gets no sparse encoding
@@ -101,7 +90,7 @@ def test_pruned_model_is_stripped_sparse_encoded_and_smaller(pruned_wrapped, str
     assert path.stat().st_size < 0.5 * dense.main_file.stat().st_size
     assert report.files[0].gzip_bytes < dense.files[0].gzip_bytes
     images, _ = _test_arrays(digits_bundle)
-    ours, theirs = _litert_logits(path, images), stripped.predict(images, verbose=0)
+    ours, theirs = litert_logits(path, images), stripped.predict(images, verbose=0)
     assert np.max(np.abs(ours - theirs)) <= 1e-3 * np.max(np.abs(theirs))
     for layer in report.layers:  # every Conv/Dense kept its ~80 % zeros in the file
         assert layer.file_sparsity is not None and layer.file_sparsity >= 0.79, layer
@@ -119,7 +108,7 @@ def test_quantized_sparse_model_ships_a_file_that_runs(quantize, stripped, digit
     path = tmp_path / f"model_{quantize}.tflite"
     assert report.main_file == path
     images, _ = _test_arrays(digits_bundle)
-    ours, theirs = _litert_logits(path, images), stripped.predict(images, verbose=0)
+    ours, theirs = litert_logits(path, images), stripped.predict(images, verbose=0)
     assert _agreement(ours, theirs) >= 0.9
     assert path.stat().st_size < 0.5 * report.reference.bytes
     assert report.files[0].gzip_bytes < report.reference.gzip_bytes

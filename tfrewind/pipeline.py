@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ._keras import keras
-from .callbacks import RewindCheckpointer, current_lr
+from .callbacks import RewindCheckpointer
 from .config import PruneConfig, RunConfig
 from .data import DataBundle, load_data
 from .errors import CheckpointError, ConfigError, ModelFileError, TrainingDivergedError
@@ -466,5 +466,5 @@ def load_recorded_schedule(path: Path) -> tuple[Schedule, dict[str, Any]]:
     return keras.optimizers.schedules.deserialize(record["lr_schedule"]), record
 
 
-__all__ = ["RunResult", "current_lr", "load_recorded_schedule", "original_stage", "record_schedule", "train",
+__all__ = ["RunResult", "load_recorded_schedule", "original_stage", "record_schedule", "train",
            "validate"]

@@ -207,16 +207,7 @@ def scaled_lr_restart(budget_epochs: int, start_lr: float, peak_lr: float, steps
     return ScaledLRRestart(start_lr, peak_lr, warmup, milestones, steps_per_epoch)
 
 
-def schedule_value(schedule: Schedule, step: int) -> float:
-    return float(schedule(step))
-
-
 def peak_lr(schedule: Schedule, total_steps: int) -> float:
     """The largest LR a schedule reaches in its first ``total_steps`` steps."""
     values = schedule(tf.range(total_steps, dtype=tf.float32))
     return float(tf.reduce_max(values))
-
-
-def final_lr(schedule: Schedule, total_steps: int) -> float:
-    """The LR of the last step of a schedule of ``total_steps`` steps."""
-    return float(schedule(total_steps - 1))

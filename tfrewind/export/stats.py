@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._keras import keras, tfmot
+from ..pruning.wrappers import all_layers
 
 
 
@@ -49,7 +50,7 @@ class LayerStats:
 
 
 def is_wrapped(model: keras.Model) -> bool:
-    return any(isinstance(layer, _PruneLowMagnitude) for layer in _all_layers(model))
+    return any(isinstance(layer, _PruneLowMagnitude) for layer in all_layers(model))
 
 
 def strip_model(model: keras.Model) -> keras.Model:
@@ -63,7 +64,7 @@ def strip_model(model: keras.Model) -> keras.Model:
     """
     if not is_wrapped(model):
         return model
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, _PruneLowMagnitude):
             for weight, mask, _threshold in layer.pruning_vars:
                 weight.assign(weight * mask)
@@ -72,7 +73,7 @@ def strip_model(model: keras.Model) -> keras.Model:
 
 def weight_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """Conv (1D/2D/3D, depthwise, separable) and Dense layers in model order, nested models flattened."""
-    return [layer for layer in _all_layers(model) if isinstance(layer, _WEIGHT_LAYERS)]
+    return [layer for layer in all_layers(model) if isinstance(layer, _WEIGHT_LAYERS)]
 
 
 def layer_stats(model: keras.Model) -> list[LayerStats]:
@@ -116,13 +117,3 @@ def _kernels(layer: keras.layers.Layer) -> list:
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         return [layer.depthwise_kernel]
     return [layer.kernel]
-
-
-def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    layers = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            layers.extend(_all_layers(layer))
-        else:
-            layers.append(layer)
-    return layers
