@@ -39,6 +39,7 @@ def inputs(tmp_path_factory):
         archive.writestr("config.json", "{}")
     with zipfile.ZipFile(root / "no_metadata.keras", "w") as archive:
         archive.writestr("config.json", "{}")
+    _save_user_models(root)
     (root / "empty_images").mkdir()
     (root / "not_a_run").mkdir()
     (root / "not_a_run" / "notes.txt").write_text("mine")
@@ -126,7 +127,45 @@ CASES = [
     ("run_from_other_version", ["--out", "{inputs}/old_run"], "0.0.1"),
     ("resume_other_version", ["--resume", "--out", "{inputs}/old_run"], "0.0.1"),
     ("run_with_other_config", ["--out", "{inputs}/other_config_run"], "train.epochs"),
+    # pruning/retraining options that used to be checked only after original training (issue 11.5):
+    # "--epochs 1" keeps a regression cheap; refused in time, nothing trains and nothing is written
+    ("ratios_count_vs_model", ["--epochs", "1", "--prune", "l1_filter", "--ratios", "0.5,0.5"], "prune.ratios"),
+    ("ratios_count_iterative", ["--epochs", "1", "--prune", "l1_filter", "--prune-schedule", "iterative",
+                                "--ratios", "0.5,0.5"], "prune.ratios"),
+    ("ratios_count_pretrained", ["--prune", "l1_filter", "--ratios", "0.5,0.5",
+                                 "--pretrained", "{inputs}/small_cnn.keras"], "prune.ratios"),
+    ("preset_unknown", ["--epochs", "1", "--prune", "l1_filter", "--set", "prune.preset=resnet99-Z"], "prune.preset"),
+    ("preset_of_another_model", ["--epochs", "1", "--prune", "l1_filter", "--set", "prune.preset=resnet56-A"],
+     "prune.preset"),
+    ("preset_with_unstructured", ["--epochs", "1", "--prune", "magnitude", "--set", "prune.preset=vgg16-A"],
+     "prune.preset"),
+    ("ratios_from_unknown", ["--epochs", "1", "--prune", "random", "--ratios-from", "l1_filter"], "prune.ratios_from"),
+    ("ratios_from_unused", ["--epochs", "1", "--prune", "l1_filter", "--ratios-from", "magnitude"], "prune.ratios_from"),
+    ("policy_unused_by_filters", ["--epochs", "1", "--prune", "l1_filter", "--set", "prune.policy=xnnpack"],
+     "prune.policy"),
+    ("policy_unknown", ["--epochs", "1", "--prune", "magnitude", "--set", "prune.policy=fast"], "prune.policy"),
+    ("policy_unfit_model", ["--epochs", "1", "--prune", "magnitude", "--set", "prune.policy=xnnpack"], "prune.policy"),
+    ("filters_without_conv", ["--epochs", "1", "--prune", "l1_filter", "--model", "{inputs}/dense_only.keras"],
+     "prune.method"),
+    ("m_by_n_on_conv1d", ["--epochs", "1", "--prune", "m_by_n", "--model", "{inputs}/conv1d.keras"], "prune.method"),
+    ("rounds_without_iterative", ["--epochs", "1", "--set", "prune.rounds=5"], "prune.rounds"),
+    ("sparse_with_keras_export", ["--epochs", "1", "--export", "keras", "--set", "export.sparse=true"],
+     "export.sparse"),
 ]
+
+
+def _save_user_models(root: Path) -> None:
+    """Models a user brings (digits-shaped: 8×8×1 in, 10 classes out), untrained: architecture is what counts."""
+    from tfrewind._keras import keras
+    from tfrewind.models import build_model
+
+    L = keras.layers
+    build_model("small_cnn", (8, 8, 1), 10).save(root / "small_cnn.keras")
+    dense = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(), L.Dense(16, activation="relu"), L.Dense(10)])
+    dense.save(root / "dense_only.keras")
+    conv1d = keras.Sequential([keras.Input((8, 8, 1)), L.Reshape((64, 1)), L.Conv1D(8, 3, name="conv1d"),
+                               L.GlobalAveragePooling1D(), L.Dense(10)])
+    conv1d.save(root / "conv1d.keras")
 
 
 def _snapshot(root: Path) -> dict[str, float]:
@@ -146,6 +185,26 @@ def test_bad_input_is_refused_in_one_line_and_writes_nothing(inputs, tmp_path, c
     assert "Traceback" not in err and "Traceback" not in out
     assert list(tmp_path.iterdir()) == []  # no run directory, nothing else
     assert _snapshot(inputs) == before
+
+
+@pytest.mark.parametrize("overrides", [
+    {"prune.method": "l1_filter", "prune.ratios": "0.5,0.5,0.25,0"},
+    {"prune.method": "random_filter", "prune.schedule": "iterative", "prune.rounds": 2, "prune.ratios": "0.5,0,0,0.5"},
+    {"prune.method": "random", "prune.ratios_from": "magnitude"},
+    {"prune.method": "m_by_n"},
+    {"prune.method": "magnitude", "prune.schedule": "gradual"},
+    {"prune.method": "global_magnitude", "export.format": "keras"},
+    {"prune.method": "global_magnitude", "export.sparse": "false"},
+], ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_options_that_fit_the_model_pass_the_early_checks(overrides):
+    """The checks before training refuse only what pruning would refuse: fitting options pass them."""
+    from tfrewind.config import load_config
+    from tfrewind.models import build_model
+    from tfrewind.pipeline import validate, validate_on_model
+
+    config = load_config(None, overrides)
+    validate(config)
+    validate_on_model(config, build_model(config.model.name, (8, 8, 1), 10))
 
 
 def _tf_log(line: str) -> bool:

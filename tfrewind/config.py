@@ -135,14 +135,15 @@ class PruneConfig:
     ratios: list[float] | None = None
     """Per-layer filter ratios for structured methods (overrides ``sparsity``)."""
     ratios_from: str = "global_magnitude"
-    """Reference method whose per-layer ratios ``random`` copies."""
+    """Reference method whose per-layer ratios ``random`` copies (other methods refuse another value)."""
     preset: str | None = None
     """Named per-layer filter ratios from the paper (``resnet56-A``, ``resnet56-B``, ``vgg16-A``, …)."""
     policy: str | None = None
-    """``xnnpack``: tfmot's PruneForLatencyOnXNNPack (prune only what XNNPack's sparse kernels run)."""
+    """``xnnpack``: tfmot's PruneForLatencyOnXNNPack (prune only what XNNPack's sparse kernels run);
+    unstructured methods only."""
     schedule: str = "one_shot"
     rounds: int = 3
-    """Iterative pruning: number of prune-retrain rounds."""
+    """Iterative pruning: number of prune-retrain rounds (other schedules refuse another value)."""
 
     def validate(self) -> None:
         if self.method == "none":
@@ -157,6 +158,9 @@ class PruneConfig:
             _check(not bad, "prune.ratios", f"each ratio must be in [0, 1), got {bad}")
         _check_choice(self.schedule, PRUNING_SCHEDULES, "prune.schedule")
         _check(self.rounds >= 1, "prune.rounds", "must be a positive integer")
+        _check(self.schedule == "iterative" or self.rounds == _default(PruneConfig, "rounds"), "prune.rounds",
+               f"only the iterative schedule prunes in rounds, not {self.schedule}; "
+               "set prune.schedule=iterative (--prune-schedule iterative) or drop prune.rounds")
 
 
 @dataclass
@@ -197,13 +201,15 @@ class ExportConfig:
     quantize: str = "none"
     """``none`` (float32), ``dynamic``, ``int8`` (full integer, calibrated on training images), ``float16``."""
     sparse: bool | None = None
-    """Sparse TFLite encoding; default: on when the weights are sparse (and the file still runs)."""
+    """Sparse TFLite encoding; default: on when the weights are sparse (and the file still runs). tflite only."""
 
     def validate(self) -> None:
         _check_choice(self.format, EXPORT_FORMATS, "export.format")
         _check_choice(self.quantize, QUANTIZE_MODES, "export.quantize")
         _check(self.format == "tflite" or self.quantize == "none", "export.quantize",
                f"quantization applies to tflite only, not {self.format}")
+        _check(self.format == "tflite" or self.sparse is None, "export.sparse",
+               f"sparse encoding applies to tflite only, not {self.format}")
 
 
 @dataclass
@@ -385,6 +391,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return str(value)
         raise ConfigError(f"{key}: expected a string, got {value!r}")
     raise TypeError(f"unsupported config type {hint} for {key}")
+
+
+def _default(cls: type, name: str) -> Any:
+    """A field's default value: what "not given" looks like for a field that has one."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
 
 
 def _field_names(obj: Any) -> list[str]:

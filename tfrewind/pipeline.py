@@ -47,7 +47,10 @@ class RunResult:
 
 
 def validate(config: RunConfig) -> None:
-    """Check every registry name before anything is loaded or written."""
+    """Check every registry name and option before anything is loaded or written.
+
+    Checks that need the model's architecture follow in :func:`validate_on_model`.
+    """
     if not is_model_path(config.model.name):
         MODELS.get(config.model.name)
     if config.model.name and is_model_path(config.model.name) and not Path(config.model.name).exists():
@@ -66,7 +69,8 @@ def _validate_pruning(config: RunConfig) -> None:
     """Pruning and retraining options that would only fail after original training: checked before it."""
     from .pruning import make_request
 
-    make_request(config.prune, config.seed, preset=config.prune.preset, policy=config.prune.policy)
+    for _, _, round_config in prune_rounds(config):  # iterative: every round's own request
+        make_request(round_config, config.seed, preset=round_config.preset, policy=round_config.policy)
     RETRAIN_SCHEDULES.get(config.retrain.schedule)
     pretrained = config.train.pretrained
     if pretrained and Path(pretrained).is_dir():
@@ -89,6 +93,21 @@ def _validate_pruning(config: RunConfig) -> None:
                               "set --set train.checkpoint_epochs=all or choose a budget whose epoch is kept")
 
 
+def validate_on_model(config: RunConfig, model: keras.Model) -> None:
+    """The pruning options checked against the model's architecture, before it is trained.
+
+    Ratio counts, layer names, presets, a policy the model does not fit, layers an m:n pattern or
+    filter surgery cannot handle: each round's method resolves its options on ``model`` (untrained,
+    or the pretrained one; only the architecture counts) with the functions its pruning uses.
+    """
+    if config.prune.method == "none":
+        return
+    from .pruning import check
+
+    for _, _, round_config in prune_rounds(config):
+        check(model, round_config, config.seed, preset=round_config.preset, policy=round_config.policy)
+
+
 def train(config: RunConfig, verbose: int = 1, resume: bool = False) -> RunResult:
     """Run the configured pipeline in ``config.out`` (created, or resumed if it exists).
 
@@ -105,6 +124,7 @@ def train(config: RunConfig, verbose: int = 1, resume: bool = False) -> RunResul
     data = load_data(config.data, seed=config.seed)
     with strategy.scope():
         model = _initial_model(config, data)
+        validate_on_model(config, model)
     run = RunDir.prepare(config, resume=resume)
     result = RunResult(run.path)
     try:
@@ -467,4 +487,4 @@ def load_recorded_schedule(path: Path) -> tuple[Schedule, dict[str, Any]]:
 
 
 __all__ = ["RunResult", "load_recorded_schedule", "original_stage", "record_schedule", "train",
-           "validate"]
+           "validate", "validate_on_model"]

@@ -24,7 +24,7 @@ from . import structured, unstructured  # noqa: F401  (register the methods)
 from .filters import compose_kept, kept_filters, rewind_structured
 from .flops import count_nonzero, count_params, macs_per_layer, sparse_macs, total_macs
 from .presets import PRESETS
-from .registry import METHODS, Method, PruneRequest, PruneResult
+from .registry import METHODS, Method, PruneRequest, PruneResult, check_request
 from .report import size_report, sparsity_report
 from .schedules import FixedMask, gradual_schedule, iterative_plan, iterative_targets, round_fraction
 from .structured import prunable_convs
@@ -52,10 +52,6 @@ def make_request(config: PruneConfig, seed: int, target_sparsity: float | None =
         raise ConfigError(f"prune.schedule gradual: works with method {', '.join(gradual)}, "
                           f"not {config.method!r} (use one_shot or iterative)")
     ratios = config.ratios
-    if (ratios is not None or options.get("preset")) and not method.structured:
-        filter_methods = [m for m in METHODS.names() if METHODS.get(m).structured]
-        raise ConfigError(f"prune.ratios: per-layer filter ratios apply to {', '.join(filter_methods)}, "
-                          f"not {config.method!r}")
     if isinstance(ratios, (list, tuple, dict)):
         items = ratios.items() if isinstance(ratios, dict) else enumerate(ratios)
         for i, r in items:
@@ -64,6 +60,7 @@ def make_request(config: PruneConfig, seed: int, target_sparsity: float | None =
                 raise ConfigError(f"prune.ratios[{i}]: each ratio must be in [0, 1), got {r!r}")
     request = PruneRequest(method=config.method, sparsity=sparsity, seed=int(seed), ratios=ratios,
                            ratios_from=config.ratios_from, schedule=config.schedule, **options)
+    check_request(method, request)
     return method, request
 
 
@@ -77,19 +74,41 @@ def prune(model: keras.Model, config: PruneConfig, seed: int, target_sparsity: f
     ``end_step``/``frequency``: tfmot steps of the ``gradual`` schedule. ``m_by_n``: the pattern of
     the ``m_by_n`` method. ``policy="xnnpack"``: tfmot's PruneForLatencyOnXNNPack (1×1 convs only).
     ``preset``: named filter ratios (:data:`PRESETS`); ``layer_ratios``: conv name → ratio (unnamed
-    convs keep all filters); both for filter methods and overriding ``config.ratios``.
+    convs keep all filters); both for filter methods and overriding ``config.ratios``. A method
+    refuses an option it does not use (:data:`.registry.OPTIONS`).
     """
+    method, request = _request(config, seed, target_sparsity, begin_step=begin_step, end_step=end_step,
+                               frequency=frequency, m_by_n=m_by_n, policy=policy, preset=preset,
+                               layer_ratios=layer_ratios)
+    return method.run(model, request)
+
+
+def check(model: keras.Model, config: PruneConfig, seed: int, target_sparsity: float | None = None,
+          **options: Any) -> None:
+    """Raise what :func:`prune` with the same arguments (and keywords) would refuse, without pruning.
+
+    Why: a pipeline calls this on the untrained (or pretrained) model before original training, so
+    a ratio count, layer name, preset or policy that does not fit the model fails in seconds, not
+    after hours. The method resolves its options on the model with the functions its pruning uses.
+    """
+    method, request = _request(config, seed, target_sparsity, **options)
+    if method.check_model is not None:
+        method.check_model(model, request)
+
+
+def _request(config: PruneConfig, seed: int, target_sparsity: float | None = None, *, begin_step: int = 0,
+             end_step: int | None = None, frequency: int = 100, m_by_n: tuple[int, int] = (2, 4),
+             policy: str | None = None, preset: str | None = None,
+             layer_ratios: dict[str, float] | None = None) -> tuple[Method, PruneRequest]:
     if layer_ratios is not None:
         config = dataclasses.replace(config, ratios=dict(layer_ratios))
-    method, request = make_request(config, seed, target_sparsity, begin_step=begin_step,
-                                   end_step=end_step, frequency=frequency, m_by_n=tuple(m_by_n),
-                                   policy=policy, preset=preset)
-    return method.run(model, request)
+    return make_request(config, seed, target_sparsity, begin_step=begin_step, end_step=end_step,
+                        frequency=frequency, m_by_n=tuple(m_by_n), policy=policy, preset=preset)
 
 
 __all__ = [
     "METHODS", "PRESETS", "FixedMask", "Method", "PruneRequest", "PruneResult",
-    "compose_kept", "count_nonzero", "count_params", "gradual_schedule", "is_wrapped", "iterative_plan",
+    "check", "compose_kept", "count_nonzero", "count_params", "gradual_schedule", "is_wrapped", "iterative_plan",
     "iterative_targets", "kept_filters", "macs_per_layer", "make_request", "masks", "prunable_convs",
     "prunable_layers", "prune", "pruning_callbacks", "rewind_structured", "round_fraction", "size_report",
     "sparse_macs", "sparsity_report", "strip", "total_macs", "wrap", "wrappers",

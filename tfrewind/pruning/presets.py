@@ -10,6 +10,8 @@ our layer names (``s{stage}b{block}_conv1``, VGG ``conv{i}``).
 
 from __future__ import annotations
 
+from ..errors import ConfigError
+
 
 def _resnet(depth: int, stage_ratios: tuple[float, float, float], skip: set[int]) -> dict[str, float]:
     per_stage = (depth - 2) // 6
@@ -34,3 +36,10 @@ PRESETS: dict[str, dict[str, float]] = {
     "vgg16-A": _vgg16_a(),
 }
 """Preset name → {conv layer name: share of its filters removed}."""
+
+
+def preset_ratios(name: str) -> dict[str, float]:
+    """The named preset's ratios, or a one-line error listing the presets."""
+    if name not in PRESETS:
+        raise ConfigError(f"prune.preset: {name!r} is not allowed; choose one of: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]

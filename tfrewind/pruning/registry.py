@@ -2,15 +2,18 @@
 
 Why a request object: the pipeline resolves the config once (target sparsity of this round, seed,
 gradual steps, options) and every method reads the same fields; adding a method is adding one
-``@METHODS.register(name)`` entry with a ``run(model, request) -> PruneResult`` function.
+``@register(name, ...)`` entry with a ``run(model, request) -> PruneResult`` function, the
+:data:`OPTIONS` it reads, and the checks that let a pipeline refuse bad options before training.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .._keras import keras
+from ..errors import ConfigError
 from ..registry import Registry
 
 
@@ -43,6 +46,18 @@ class PruneResult:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+OPTIONS: dict[str, str] = {
+    "ratios": "per-layer filter ratios",
+    "preset": "named per-layer filter ratios, like prune.ratios",
+    "ratios_from": "whose per-layer ratios random pruning copies",
+    "policy": "tfmot's choice of the layers to prune",
+    "m_by_n": "the m:n sparsity pattern",
+}
+"""Request options only some methods read → what they are. Given to another method (set to other
+than :class:`PruneRequest`'s default), they are an error: silently ignoring them would train and
+report something the user did not ask for."""
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
@@ -50,16 +65,42 @@ class Method:
     run: Callable[[keras.Model, PruneRequest], PruneResult]
     supports_gradual: bool = False
     description: str = ""
+    options: tuple[str, ...] = ()
+    """The :data:`OPTIONS` this method reads."""
+    check_options: Callable[[PruneRequest], None] | None = None
+    """Refuses bad option values (names of presets, policies, …) before any model is seen."""
+    check_model: Callable[[keras.Model, PruneRequest], None] | None = None
+    """Refuses what ``run`` would refuse about this model (ratio counts, layer names, layers the
+    method cannot prune), with the same functions ``run`` uses but without pruning: cheap enough
+    to run on the untrained model before original training."""
 
 
 METHODS: Registry[Method] = Registry("pruning method")
 
 
-def register(name: str, structured: bool, supports_gradual: bool = False, description: str = ""):
-    """Decorator: register ``run`` as pruning method ``name``."""
+def register(name: str, structured: bool, supports_gradual: bool = False, description: str = "",
+             options: tuple[str, ...] = (), check_options: Callable[[PruneRequest], None] | None = None,
+             check_model: Callable[[keras.Model, PruneRequest], None] | None = None):
+    """Decorator: register ``run`` as pruning method ``name`` (see :class:`Method` for the rest)."""
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"pruning method {name!r}: unknown options {sorted(unknown)}")
 
     def add(run: Callable[[keras.Model, PruneRequest], PruneResult]):
-        METHODS.register(name)(Method(name, structured, run, supports_gradual, description))
+        METHODS.register(name)(Method(name, structured, run, supports_gradual, description, tuple(options),
+                                      check_options, check_model))
         return run
 
     return add
+
+
+def check_request(method: Method, request: PruneRequest) -> None:
+    """Options this method does not read are refused, then the method checks the values of its own."""
+    defaults = {f.name: f.default for f in dataclasses.fields(PruneRequest)}
+    for key, what in OPTIONS.items():
+        if key not in method.options and getattr(request, key) != defaults[key]:
+            users = [m for m in METHODS.names() if key in METHODS.get(m).options]
+            raise ConfigError(f"prune.{key}: method {method.name!r} does not use it ({what}); it applies to "
+                              f"{', '.join(users)}: drop it or choose one of those methods")
+    if method.check_options is not None:
+        method.check_options(request)

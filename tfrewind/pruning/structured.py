@@ -16,7 +16,7 @@ from .._keras import keras
 from ..errors import ConfigError
 from . import filters, graph
 from . import wrappers as W
-from .presets import PRESETS
+from .presets import preset_ratios
 from .registry import PruneRequest, PruneResult, register
 from .report import size_report, sparsity_report
 
@@ -47,19 +47,17 @@ def resolve_ratios(model: keras.Model, request: PruneRequest, chains, reasons) -
         raise ConfigError(f"prune.method {request.method}: model {model.name!r} has no conv whose "
                           f"filters can be removed ({detail})")
     spec: Sequence[float] | dict[str, float] | None = request.ratios
+    key = "prune.ratios"
     if request.preset is not None:
-        if request.preset not in PRESETS:
-            raise ConfigError(f"prune.preset: {request.preset!r} is not allowed; choose one of: "
-                              f"{', '.join(sorted(PRESETS))}")
-        spec = PRESETS[request.preset]
+        spec, key = preset_ratios(request.preset), "prune.preset"
     if spec is None:
         return {n: request.sparsity for n in names}
     if isinstance(spec, dict):
         for name in spec:
             if name in reasons:
-                raise ConfigError(f"prune.ratios: cannot remove filters of {reasons[name]}")
+                raise ConfigError(f"{key}: cannot remove filters of {reasons[name]}")
             if name not in chains:
-                raise ConfigError(f"prune.ratios: model {model.name!r} has no prunable conv {name!r}; "
+                raise ConfigError(f"{key}: model {model.name!r} has no prunable conv {name!r}; "
                                   f"prunable: {', '.join(names)}")
         return {n: _check_ratio(n, spec.get(n, 0.0)) for n in names}
     if len(spec) != len(names):
@@ -82,10 +80,25 @@ def random_keep(kernel: np.ndarray, n_keep: int, rng: np.random.Generator) -> np
     return np.sort(rng.choice(kernel.shape[-1], size=n_keep, replace=False))
 
 
-def _prune_filters(model: keras.Model, request: PruneRequest, choose) -> PruneResult:
+def _plan(model: keras.Model, request: PruneRequest):
+    """(plain model, chains, unprunable reasons, conv → ratio): every refusal comes from here, before
+    any weight is touched, so :func:`check_model` can run it on an untrained model."""
     plain = W.strip(model)
     chains, reasons = _analyse(plain)
-    ratios = resolve_ratios(plain, request, chains, reasons)
+    return plain, chains, reasons, resolve_ratios(plain, request, chains, reasons)
+
+
+def check_options(request: PruneRequest) -> None:
+    if request.preset is not None:
+        preset_ratios(request.preset)
+
+
+def check_model(model: keras.Model, request: PruneRequest) -> None:
+    _plan(model, request)
+
+
+def _prune_filters(model: keras.Model, request: PruneRequest, choose) -> PruneResult:
+    plain, chains, reasons, ratios = _plan(model, request)
     keep, rows = {}, []
     for index, (name, ratio) in enumerate(ratios.items()):
         kernel = plain.get_layer(name).get_weights()[0]
@@ -117,13 +130,16 @@ def _report(before, after, request: PruneRequest, rows, reasons) -> dict[str, An
     }
 
 
-@register("l1_filter", structured=True,
+CHECKS = {"check_options": check_options, "check_model": check_model}
+
+
+@register("l1_filter", structured=True, options=("ratios", "preset"), **CHECKS,
           description="remove the conv filters with the smallest L1 norm (Li et al. 2017), then rebuild")
 def l1_filter(model: keras.Model, request: PruneRequest) -> PruneResult:
     return _prune_filters(model, request, l1_keep)
 
 
-@register("random_filter", structured=True,
+@register("random_filter", structured=True, options=("ratios", "preset"), **CHECKS,
           description="remove randomly chosen conv filters at the same per-layer ratios (seeded)")
 def random_filter(model: keras.Model, request: PruneRequest) -> PruneResult:
     return _prune_filters(model, request, random_keep)
