@@ -8,17 +8,19 @@ must all count that weight, or a correctly pruned model fails its own checks (is
 
 from __future__ import annotations
 
+import json
 
 import numpy as np
 import pytest
 
+from clirun import run_cli
 from tbreader import read_scalars
 from tfrewind._keras import keras
 from tfrewind.config import PruneConfig
 from tfrewind.export.stats import layer_stats, strip_model
 from tfrewind.monitor import SparsityMonitor
 from tfrewind.pipeline import check_retrained_sparsity
-from tfrewind.pruning import macs_per_layer, prune, pruning_callbacks, sparsity_report
+from tfrewind.pruning import macs_per_layer, prune, pruning_callbacks
 
 L = keras.layers
 TARGET = 0.75
@@ -99,6 +101,24 @@ def test_layers_tfmot_cannot_prune_are_left_dense_not_an_error():
     assert [r["layer"] for r in result.report["layers"]] == ["head"]
 
 
+def test_the_exported_file_is_read_at_the_weight_that_was_pruned(tmp_path):
+    """A separable conv is two weight tensors in a .tflite, both named after the layer (here even of
+    one size: 3·3·8 = 8·9): the file's sparsity must be read from the pointwise one."""
+    from tfrewind.export import export_model
+
+    inputs = keras.Input((6, 6, 8))
+    x = L.SeparableConv2D(9, 3, name="separable")(inputs)
+    outputs = L.Dense(3, name="head")(L.Flatten()(x))
+    pruned = prune(keras.Model(inputs, outputs), PruneConfig(method="magnitude", sparsity=TARGET), seed=0).model
+    report = export_model(pruned, tmp_path, latency_runs=0)
+    layers = {layer.name: layer for layer in report.layers}
+    assert report.verification["passed"]
+    for name in ("separable", "head"):
+        assert layers[name].keras_sparsity == pytest.approx(TARGET, abs=1e-2), name
+        assert layers[name].file_sparsity == pytest.approx(TARGET, abs=1e-2), name
+    assert layers["separable"].weight == "pointwise_kernel"  # and the report says which kernel
+
+
 # ----------------------------------------------------------------------------- MACs, one counter
 
 
@@ -130,3 +150,42 @@ def test_macs_of_each_layer_type_match_the_formula_in_every_report(kind):
     model = keras.Model(inputs, layer(inputs))
     assert macs_per_layer(model) == {layer.name: expected}
     assert [(s.name, s.macs) for s in layer_stats(model)] == [(layer.name, expected)]
+
+
+# ----------------------------------------------------------------------------- the user model of item 2
+
+
+def separable_user_model() -> keras.Model:
+    """The model of the report: Conv→BN→ReLU, a depthwise + 1×1 branch added back, a separable conv,
+    Concatenate, pooling, Dropout, Dense — on digits' 8×8×1 images."""
+    inputs = keras.Input((8, 8, 1))
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same", use_bias=False)(inputs)))
+    branch = L.Conv2D(16, 1)(L.DepthwiseConv2D(3, padding="same")(x))
+    x = L.Add()([x, branch])
+    separable = L.SeparableConv2D(32, 3, padding="same", activation="relu", name="separable_conv2d")(x)
+    x = L.Concatenate()([x, separable])
+    x = L.Dropout(0.2)(L.MaxPooling2D()(x))
+    outputs = L.Dense(10)(L.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs, outputs)
+
+
+def test_train_prunes_retrains_and_exports_a_model_with_separable_convs(tmp_path, capsys):
+    model_path = tmp_path / "user.keras"
+    separable_user_model().save(model_path)
+    out = tmp_path / "run"
+    code, _, err = run_cli(["train", "--model", model_path, "--dataset", "digits", "--epochs", "2",
+                            "--prune", "magnitude", "--sparsity", "0.75", "--schedule", "one_cycle",
+                            "--budget", "2", "--out", out, "--quiet"], capsys)
+    assert code == 0, err
+    report = json.loads((out / "export" / "export.json").read_text())
+    assert report["verification"]["passed"] and report["quantize"] == "none"
+    assert (out / "export" / "model.tflite").exists()
+    layers = {row["name"]: row for row in report["layers"]}
+    for name, row in layers.items():  # every pruned layer, in the Keras model and in the file
+        expected = 0.0 if row["kind"] == "DepthwiseConv2D" else TARGET
+        assert row["keras_sparsity"] == pytest.approx(expected, abs=1e-3), name
+        assert row["file_sparsity"] == pytest.approx(expected, abs=1e-3), name
+    assert layers["separable_conv2d"]["weight"] == "pointwise_kernel"
+    pointwise = keras.models.load_model(out / "retrain" / "model_stripped.keras").get_layer("separable_conv2d")
+    assert zeros_share(pointwise.pointwise_kernel) == pytest.approx(TARGET, abs=1e-3)
+    assert zeros_share(pointwise.depthwise_kernel) == 0.0  # tfmot does not prune the depthwise half
