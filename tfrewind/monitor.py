@@ -83,15 +83,15 @@ class SparsityMonitor(keras.callbacks.Callback):
             self._writer = None
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-        """Masks, and non-zero counts of ``kernel × mask``, of every wrapped layer."""
-        from .pruning import wrappers
+        """Masks, and non-zero counts of ``weight × mask``, of every wrapped layer.
 
-        masks, nonzero = {}, {}
-        for name, wrapper in wrappers(self.model).items():
-            kernel, mask, _ = wrapper.pruning_vars[0]
-            masks[name] = mask.numpy().copy()
-            nonzero[name] = int(np.count_nonzero(kernel.numpy() * masks[name]))
-        return masks, nonzero
+        The weight is the one tfmot masks (``pointwise_kernel`` of a separable conv), as everywhere.
+        """
+        from .pruning.wrappers import effective_kernels, masks
+
+        current = masks(self.model)
+        kernels = effective_kernels(self.model)
+        return current, {name: int(np.count_nonzero(kernels[name])) for name in current}
 
     def _write(self, epoch: int, masks: dict[str, np.ndarray] | None = None) -> None:
         if self._writer is None:

@@ -164,7 +164,10 @@ def export_stage(run: RunDir, model: keras.Model, data: DataBundle, config: RunC
 
 
 def pruned_layer_targets(run: RunDir, config: RunConfig, prune_name: str | None = None) -> dict[str, tuple[float, int]]:
-    """Layer → (target sparsity, kernel size) of every masked layer (of the last round by default).
+    """Layer → (target sparsity, size of the weight tfmot masks in it) of every masked layer.
+
+    The last round's by default. The size is the pruned weight's (the pointwise kernel of a
+    separable conv), the one every check counts.
 
     One-shot/iterative: the sparsity the prune stage gave each layer (the masks are then fixed).
     Gradual: ``prune.sparsity`` per wrapped layer (tfmot prunes each layer to it while retraining).

@@ -58,7 +58,8 @@ def export_model(model_or_path: keras.Model | str | os.PathLike, out_dir: str | 
                           stripped_pruning_wrappers=wrapped, params=params, nonzero_params=nonzero,
                           weight_sparsity=weight_sparsity(stats), macs=sum(s.macs for s in stats),
                           nonzero_macs=sum(s.nonzero_macs for s in stats))
-    report.layers = [LayerReport(s.name, s.kind, s.params, s.macs, s.sparsity) for s in stats]
+    report.layers = [LayerReport(s.name, s.kind, s.params, s.macs, s.sparsity, weight=s.weight,
+                                 weight_size=s.weight_size) for s in stats]
     images, labels = _eval_arrays(model, data, eval_images)
     reference = keras_predict(model, images)
     out_dir = Path(out_dir)
@@ -166,20 +167,23 @@ def _fill_file_sparsity(report: ExportReport, info: TfliteInfo) -> None:
 
     Why the fallback: the converter sometimes names the last layer's weights after the graph
     output (``StatefulPartitionedCall:01``); weight ops keep the model's order, so the unmatched
-    leftovers pair up in sequence when their sizes agree.
+    leftovers pair up in sequence when their sizes agree. A tensor pairs only with the kernel the
+    layer's sparsity counts (:func:`_same_weight`): a separable conv's depthwise tensor carries the
+    layer's name too, but pruning masks its pointwise one.
     """
-    names = [layer.name for layer in report.layers]
+    by_name = {layer.name: layer for layer in report.layers}
     found: dict[str, object] = {}
     leftovers = []
     for weight in info.weights:
-        layer = match_layer(weight.tensor, names)
-        if layer is not None and layer not in found:
+        layer = match_layer(weight.tensor, list(by_name))
+        if layer is not None and layer not in found and _same_weight(by_name[layer], weight):
             found[layer] = weight
         else:
             leftovers.append(weight)
     unmatched = [layer for layer in report.layers if layer.name not in found]
+    leftovers = [w for w in leftovers if match_layer(w.tensor, list(by_name)) is None]
     for layer, weight in zip(unmatched, leftovers):
-        if weight.size == layer.params:
+        if _same_weight(layer, weight):
             found[layer.name] = weight
     for layer in report.layers:
         weight = found.get(layer.name)
@@ -187,6 +191,12 @@ def _fill_file_sparsity(report: ExportReport, info: TfliteInfo) -> None:
             layer.file_sparsity, layer.file_dtype, layer.sparse_encoded = (weight.sparsity, weight.dtype,
                                                                            weight.sparse_encoded)
     report.file_sparsity_source = FILE_SPARSITY_SOURCE
+
+
+def _same_weight(layer: LayerReport, weight) -> bool:
+    """The file tensor holds the layer's counted kernel: same size, depthwise op only for a depthwise kernel."""
+    depthwise = layer.weight == "depthwise_kernel"
+    return weight.size == layer.weight_size and (weight.op == "DEPTHWISE_CONV_2D") == depthwise
 
 
 def _measure_latency(report: ExportReport, out_dir: Path, images: np.ndarray, runs: int,

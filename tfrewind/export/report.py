@@ -32,11 +32,14 @@ class LayerReport:
     params: int
     macs: int
     keras_sparsity: float
-    """Zeros in the Keras kernel (after stripping pruning wrappers)."""
+    """Zeros in the Keras kernel ``weight`` (after stripping pruning wrappers)."""
     file_sparsity: float | None = None
     """Zeros kept in the exported .tflite weight tensor (read back from the file); None if not found."""
     file_dtype: str | None = None
     sparse_encoded: bool = False
+    weight: str = "kernel"
+    """The kernel the sparsities count: the one pruning masks (``pointwise_kernel`` of a separable conv)."""
+    weight_size: int = 0
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Model facts for the report: strip pruning wrappers, count parameters, zeros and MACs.
 
-Why count MACs ourselves: tf_keras has no FLOP counter that understands sparsity, and the two
-numbers the paper's readers care about are simple — dense MACs (what filter pruning shrinks) and
-MACs on non-zero weights (what unstructured sparsity could save with a sparse kernel). Only
-Conv2D, DepthwiseConv2D and Dense are counted: they hold >99 % of the work in these networks.
+Why no counting of our own here: the MACs come from :mod:`tfrewind.pruning.flops` (the one
+counter) and a layer's sparsity is that of the weight tfmot prunes in it
+(:func:`tfrewind.pruning.wrappers.prunable_weights`: the pointwise kernel of a separable conv,
+for instance), so the export check reads exactly what pruning wrote and the retrain check counted.
+Every Conv (1D/2D/3D, transposed, depthwise, separable) and Dense layer is reported.
 """
 
 from __future__ import annotations
@@ -13,20 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._keras import keras, tfmot
-from ..pruning.wrappers import all_layers
+from .._keras import keras
+from ..pruning import flops
+from ..pruning.wrappers import all_layers, effective_weights, is_wrapped, prunable_weights, strip, unwrap
 
-
-
-def _wrapper_class() -> type:
-    """tfmot keeps its wrapper class private; its registered name is the stable handle."""
-    with tfmot.sparsity.keras.prune_scope():
-        return keras.utils.get_registered_object("PruneLowMagnitude")
-
-
-_PruneLowMagnitude = _wrapper_class()
-_WEIGHT_LAYERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv2D,
-                  keras.layers.SeparableConv2D, keras.layers.Dense)
+__all__ = ["LayerStats", "fingerprint", "is_wrapped", "layer_stats", "parameter_counts", "strip_model",
+           "weight_layers", "weight_sparsity"]
 
 
 @dataclass
@@ -34,23 +27,21 @@ class LayerStats:
     name: str
     kind: str
     params: int
-    """Kernel weights (biases excluded: never pruned)."""
+    """Kernel weights, every kernel of the layer (biases excluded: never pruned)."""
     nonzero: int
     macs: int
     """Multiply-accumulates for one image, dense."""
+    nonzero_macs: int
+    """MACs on non-zero weights only."""
+    weight: str
+    """The kernel whose zeros :attr:`sparsity` counts: the one tfmot prunes (``pointwise_kernel`` of a
+    separable conv), else the layer's only kernel (``depthwise_kernel`` of a depthwise conv)."""
+    weight_size: int
+    weight_nonzero: int
 
     @property
     def sparsity(self) -> float:
-        return 1.0 - self.nonzero / self.params if self.params else 0.0
-
-    @property
-    def nonzero_macs(self) -> int:
-        """MACs on non-zero weights only (each weight is used the same number of times)."""
-        return int(round(self.macs * (self.nonzero / self.params))) if self.params else 0
-
-
-def is_wrapped(model: keras.Model) -> bool:
-    return any(isinstance(layer, _PruneLowMagnitude) for layer in all_layers(model))
+        return 1.0 - self.weight_nonzero / self.weight_size if self.weight_size else 0.0
 
 
 def strip_model(model: keras.Model) -> keras.Model:
@@ -62,18 +53,12 @@ def strip_model(model: keras.Model) -> keras.Model:
     values into the (shared) kernel variables — the state tfmot itself restores on every forward
     pass. Physically smaller (filter-pruned) and plain models are returned unchanged.
     """
-    if not is_wrapped(model):
-        return model
-    for layer in all_layers(model):
-        if isinstance(layer, _PruneLowMagnitude):
-            for weight, mask, _threshold in layer.pruning_vars:
-                weight.assign(weight * mask)
-    return tfmot.sparsity.keras.strip_pruning(model)
+    return strip(model)
 
 
 def weight_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """Conv (1D/2D/3D, depthwise, separable) and Dense layers in model order, nested models flattened."""
-    return [layer for layer in all_layers(model) if isinstance(layer, _WEIGHT_LAYERS)]
+    """Conv (every kind) and Dense layers in model order, nested models flattened."""
+    return [layer for layer in all_layers(model) if flops.mac_weights(layer)]
 
 
 def layer_stats(model: keras.Model) -> list[LayerStats]:
@@ -101,19 +86,15 @@ def fingerprint(model: keras.Model) -> str:
 
 
 def _one_layer(layer: keras.layers.Layer) -> LayerStats:
-    kernels = [np.asarray(k) for k in _kernels(layer)]
-    out_positions = int(np.prod([d for d in layer.output_shape[1:-1] if d is not None], dtype=np.int64))
-    size = sum(k.size for k in kernels)
-    # Conv (kernel already divides input channels by groups), depthwise, the two halves of a separable
-    # conv and Dense (applied at every leading position of an N-D input) all use each kernel weight
-    # once per output position.
-    return LayerStats(layer.name, type(layer).__name__, int(size), int(sum(np.count_nonzero(k) for k in kernels)),
-                      int(out_positions * size))
-
-
-def _kernels(layer: keras.layers.Layer) -> list:
-    if isinstance(layer, keras.layers.SeparableConv2D):
-        return [layer.depthwise_kernel, layer.pointwise_kernel]
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return [layer.depthwise_kernel]
-    return [layer.kernel]
+    inner = unwrap(layer)
+    kernels = flops.mac_weights(layer)
+    values = {weight.ref(): value for weight, value in effective_weights(layer)}
+    counted = (prunable_weights(inner) or kernels)[0]
+    weight = next((name for name in flops.KERNEL_NAMES if getattr(inner, name, None) is counted),
+                  counted.name.rsplit("/", 1)[-1].split(":")[0])  # a PrunableLayer's own weight
+    return LayerStats(inner.name, type(inner).__name__,
+                      params=sum(int(values[k.ref()].size) for k in kernels),
+                      nonzero=sum(int(np.count_nonzero(values[k.ref()])) for k in kernels),
+                      macs=flops.layer_macs(layer), nonzero_macs=flops.layer_nonzero_macs(layer),
+                      weight=weight, weight_size=int(values[counted.ref()].size),
+                      weight_nonzero=int(np.count_nonzero(values[counted.ref()])))

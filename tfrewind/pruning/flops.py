@@ -1,55 +1,67 @@
-"""Parameter and FLOPs counts, for reports before and after pruning.
+"""Parameter and FLOPs counts, for reports before and after pruning — the one MAC counter.
 
-FLOPs here are **multiply-accumulates (MACs)** of the layers that dominate a CNN's cost:
+FLOPs here are **multiply-accumulates (MACs)** of the layers that dominate a CNN's cost. Each
+kernel weight of a Conv/Dense layer takes part in one MAC per position it is applied at:
 
-* Conv1D/2D/3D, DepthwiseConv2D: ``output positions × kernel size``, i.e. for Conv2D
-  ``H_out·W_out · k_h·k_w · C_in/groups · C_out`` and for DepthwiseConv2D
-  ``H_out·W_out · k_h·k_w · C_in·multiplier``;
-* SeparableConv2D: its depthwise and pointwise parts, both at the output resolution;
-* Conv2DTranspose: ``input positions × kernel size``;
-* Dense: ``leading positions × C_in·C_out`` (1 position for a 2-D input).
+* Conv1D/2D/3D (grouped too: the kernel already holds ``C_in/groups`` input channels),
+  DepthwiseConv1D/2D: every **output** position, e.g. Conv2D ``H_out·W_out · k_h·k_w · C_in/groups · C_out``,
+  DepthwiseConv2D ``H_out·W_out · k_h·k_w · C_in·multiplier``;
+* SeparableConv1D/2D: its depthwise and pointwise kernels, both at the output resolution;
+* Conv1D/2D/3DTranspose: every **input** position (each input value scatters through the whole
+  kernel): ``H_in·W_in · k_h·k_w · C_out · C_in``;
+* Dense: every leading position of its input (1 for a 2-D input): ``positions · C_in · C_out``.
 
 Biases, batch norm, activations, pooling and additions are not counted (as in Li et al. 2017
 and most pruning papers); multiply by 2 for "FLOPs" counted as separate multiplies and adds.
-Counts are dense: zeros inside a kernel still cost MACs on ordinary hardware, so unstructured
-pruning leaves them unchanged. :func:`sparse_macs` gives the idealised count that skips zeros.
-A layer shared by several calls is counted once.
+Unknown (``None``) spatial sizes count as 1. Counts are dense: zeros inside a kernel still cost
+MACs on ordinary hardware, so unstructured pruning leaves them unchanged. :func:`sparse_macs` gives
+the idealised count that skips zeros. A layer shared by several calls is counted once.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._keras import keras
+from .._keras import keras, tf
 from . import wrappers as W
 
+_TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
+KERNEL_NAMES = ("depthwise_kernel", "pointwise_kernel", "kernel")
+"""Attributes that hold a Conv/Dense layer's multiplying weights."""
 
-def _positions(shape) -> int:
-    dims = [d for d in list(shape)[1:-1]]
-    return int(np.prod(dims)) if dims else 1
+
+def mac_weights(layer: keras.layers.Layer) -> list[tf.Variable]:
+    """The weights a Conv/Dense layer (or wrapper) multiplies with: its kernel(s), bias excluded."""
+    inner = W.unwrap(layer)
+    if not W.is_conv_or_dense(inner):
+        return []
+    return [getattr(inner, name) for name in KERNEL_NAMES if getattr(inner, name, None) is not None]
+
+
+def uses_per_weight(layer: keras.layers.Layer) -> int:
+    """How many MACs one kernel weight takes part in: output positions (input for transposed convs)."""
+    shape = layer.input_shape if isinstance(W.unwrap(layer), _TRANSPOSED) else layer.output_shape
+    return int(np.prod([d for d in list(shape)[1:-1] if d is not None], dtype=np.int64))
 
 
 def layer_macs(layer: keras.layers.Layer) -> int:
     """Dense MACs of one Conv/Dense layer (a wrapper counts as its inner layer); 0 for others."""
-    inner = layer.layer if W.is_wrapper(layer) else layer
-    if not W.has_macs(inner):
+    weights = mac_weights(layer)
+    return uses_per_weight(layer) * sum(int(np.prod(w.shape)) for w in weights) if weights else 0
+
+
+def layer_nonzero_macs(layer: keras.layers.Layer) -> int:
+    """MACs on non-zero kernel entries (as the model computes with them: masks applied)."""
+    wanted = {w.ref() for w in mac_weights(layer)}
+    if not wanted:
         return 0
-    weights = [w for w in inner.weights if w is not getattr(inner, "bias", None)]
-    kernel_size = sum(int(np.prod(w.shape)) for w in weights)
-    if isinstance(inner, keras.layers.Conv2DTranspose):
-        return _positions(layer.input_shape) * kernel_size
-    return _positions(layer.output_shape if not isinstance(inner, keras.layers.Dense)
-                      else layer.input_shape) * kernel_size
+    nonzero = sum(int(np.count_nonzero(v)) for w, v in W.effective_weights(layer) if w.ref() in wanted)
+    return uses_per_weight(layer) * nonzero
 
 
 def macs_per_layer(model: keras.Model) -> dict[str, int]:
     """Original layer name → dense MACs, for every Conv/Dense layer."""
-    out = {}
-    for layer in W.all_layers(model):
-        inner = layer.layer if W.is_wrapper(layer) else layer
-        if W.has_macs(inner):
-            out[inner.name] = layer_macs(layer)
-    return out
+    return {W.unwrap(layer).name: layer_macs(layer) for layer in W.all_layers(model) if W.is_conv_or_dense(layer)}
 
 
 def total_macs(model: keras.Model) -> int:
@@ -58,17 +70,7 @@ def total_macs(model: keras.Model) -> int:
 
 def sparse_macs(model: keras.Model) -> int:
     """MACs if multiplications by zero kernel entries were skipped (a lower bound, not a latency)."""
-    dense = macs_per_layer(model)
-    kernels = W.effective_kernels(model)
-    total = 0
-    for name, macs in dense.items():
-        k = kernels.get(name)
-        total += macs if k is None or not k.size else int(round(macs * np.count_nonzero(k) / k.size))
-    return total
-
-
-def _plain_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer.layer if W.is_wrapper(layer) else layer for layer in W.all_layers(model)]
+    return int(sum(layer_nonzero_macs(layer) for layer in W.all_layers(model) if W.is_conv_or_dense(layer)))
 
 
 def count_params(model: keras.Model) -> int:
@@ -76,17 +78,10 @@ def count_params(model: keras.Model) -> int:
 
     Matches Keras' "Total params" of the stripped model.
     """
-    return int(sum(int(np.prod(w.shape)) for layer in _plain_layers(model) for w in layer.weights))
+    return int(sum(int(np.prod(w.shape)) for layer in W.all_layers(model) for w in W.unwrap(layer).weights))
 
 
 def count_nonzero(model: keras.Model) -> int:
     """Non-zero weight entries as the model computes with them (masked kernels for wrappers)."""
-    kernels = W.effective_kernels(model)
-    total = 0
-    for layer in _plain_layers(model):
-        masked = kernels.get(layer.name) if W.is_prunable(layer) else None
-        kernel_var = W.kernel(layer) if masked is not None else None
-        for w in layer.weights:
-            value = masked if w is kernel_var else w.numpy()
-            total += int(np.count_nonzero(value))
-    return total
+    return int(sum(np.count_nonzero(value) for layer in W.all_layers(model)
+                   for _, value in W.effective_weights(layer)))

@@ -17,10 +17,12 @@ from . import wrappers as W
 
 
 def sparsity_report(model: keras.Model) -> dict[str, Any]:
-    """Per-layer and overall sparsity of every Conv/Dense kernel, wrapped or not.
+    """Per-layer and overall sparsity of every prunable layer, wrapped or not.
 
-    ``{"layers": [{"layer", "shape", "size", "zeros", "sparsity", "wrapped"}], "size", "zeros",
-    "sparsity"}``; overall sparsity is zeros over all Conv/Dense kernel entries.
+    Each row counts the one weight tfmot prunes in the layer (:func:`.wrappers.prunable_weights`:
+    the pointwise kernel of a separable conv), so the retrain and export checks compare like
+    with like. ``{"layers": [{"layer", "shape", "size", "zeros", "sparsity", "wrapped"}], "size",
+    "zeros", "sparsity"}``; overall sparsity is zeros over all those weights' entries.
     """
     wrapped = W.wrappers(model)
     rows = []

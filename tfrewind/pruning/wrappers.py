@@ -16,10 +16,14 @@ from .._keras import keras, tf, tfmot
 from ..errors import ConfigError
 from ..models.files import custom_objects
 
-_PRUNABLE_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
-                   keras.layers.SeparableConv1D, keras.layers.SeparableConv2D, keras.layers.Dense)
-"""Layers tfmot masks (its PruneRegistry lists no prunable weight for DepthwiseConv2D)."""
-_DEPTHWISE = (keras.layers.DepthwiseConv2D,)
+# tfmot's public API does not export the registry; the class has not moved since tfmot 0.2.
+from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import (  # noqa: E402
+    PruneRegistry as _Registry)
+
+_CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
+               keras.layers.SeparableConv1D, keras.layers.SeparableConv2D,
+               keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+"""Every convolution (the transposed ones subclass Conv1D/2D/3D)."""
 
 
 def _wrapper_class() -> type:
@@ -34,15 +38,40 @@ def is_wrapper(layer: keras.layers.Layer) -> bool:
     return isinstance(layer, PruneLowMagnitude)
 
 
+def unwrap(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """The layer itself, or a wrapper's inner layer (which keeps the original name)."""
+    return layer.layer if is_wrapper(layer) else layer
+
+
+def is_conv_or_dense(layer: keras.layers.Layer) -> bool:
+    """A convolution of any kind or a Dense layer (wrapped or not): what pruning and MACs are about."""
+    inner = unwrap(layer)
+    return isinstance(inner, (*_CONV_TYPES, keras.layers.Dense)) and not isinstance(inner, keras.Model)
+
+
+def prunable_weights(layer: keras.layers.Layer) -> list[tf.Variable]:
+    """The weights tfmot masks in this Conv/Dense layer (or wrapper) — the ones every check must count.
+
+    Why ask tfmot: it prunes one weight per layer type, not "the kernel". Its ``PruneRegistry``
+    (0.8.1) lists ``kernel`` for Conv1D/2D/3D, Conv2D/3DTranspose and Dense, only
+    ``pointwise_kernel`` for SeparableConv1D/2D, nothing for DepthwiseConv2D, and knows no
+    Conv1DTranspose or DepthwiseConv1D; a ``PrunableLayer`` names its own. A wrapper's
+    ``pruning_vars`` hold exactly these. Anything else (other layer types, unknown subclasses) → [].
+    """
+    if is_wrapper(layer):
+        return [weight for weight, _mask, _threshold in layer.pruning_vars]
+    if not is_conv_or_dense(layer):
+        return []
+    if isinstance(layer, tfmot.sparsity.keras.PrunableLayer):
+        return list(layer.get_prunable_weights()) if layer.built else []
+    if not _Registry.supports(layer):  # matches the exact class, as tfmot's wrapper does
+        return []
+    return [getattr(layer, name) for name in _Registry._weight_names(layer)]  # noqa: SLF001 (tfmot's map)
+
+
 def is_prunable(layer: keras.layers.Layer) -> bool:
-    """A Conv/Dense layer (not yet wrapped) whose kernel tfmot knows how to mask."""
-    return (isinstance(layer, _PRUNABLE_TYPES) and not isinstance(layer, _DEPTHWISE)
-            and not isinstance(layer, keras.Model))
-
-
-def has_macs(layer: keras.layers.Layer) -> bool:
-    """Conv/Dense layers whose multiply-accumulates :mod:`.flops` counts (depthwise included)."""
-    return is_prunable(layer) or isinstance(layer, _DEPTHWISE)
+    """A plain Conv/Dense layer in which tfmot masks exactly one weight (the one our masks address)."""
+    return not is_wrapper(layer) and len(prunable_weights(layer)) == 1
 
 
 def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -58,12 +87,7 @@ def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 def prunable_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """Prunable layers in model order, as their plain (unwrapped) layer objects."""
-    found = []
-    for layer in all_layers(model):
-        inner = layer.layer if is_wrapper(layer) else layer
-        if is_prunable(inner):
-            found.append(inner)
-    return found
+    return [unwrap(layer) for layer in all_layers(model) if is_prunable(unwrap(layer))]
 
 
 def wrappers(model: keras.Model) -> dict[str, keras.layers.Layer]:
@@ -76,12 +100,26 @@ def is_wrapped(model: keras.Model) -> bool:
 
 
 def kernel(layer: keras.layers.Layer) -> tf.Variable:
-    """The one prunable weight of a Conv/Dense layer (or of a wrapper's inner layer)."""
-    if is_wrapper(layer):
-        return layer.pruning_vars[0][0]
-    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
-        return layer.pointwise_kernel
-    return layer.kernel
+    """The one weight tfmot prunes in a prunable layer or wrapper (see :func:`prunable_weights`)."""
+    weights = prunable_weights(layer)
+    if len(weights) != 1:
+        raise ValueError(f"layer {unwrap(layer).name!r} has {len(weights)} prunable weights, not one")
+    return weights[0]
+
+
+def effective_weights(layer: keras.layers.Layer) -> list[tuple[tf.Variable, np.ndarray]]:
+    """Every weight of a layer (or a wrapper's inner layer) with its value as the model computes.
+
+    Why the mask: between an optimizer step and the next forward pass tfmot's raw kernel holds
+    non-zero values at pruned positions; the wrapper multiplies by the mask before use.
+    """
+    masks_of = {weight.ref(): mask for weight, mask, _ in layer.pruning_vars} if is_wrapper(layer) else {}
+    out = []
+    for weight in unwrap(layer).weights:
+        value = weight.numpy()
+        mask = masks_of.get(weight.ref())
+        out.append((weight, value if mask is None else value * mask.numpy()))
+    return out
 
 
 def copy_model(model: keras.Model) -> keras.Model:
@@ -133,12 +171,11 @@ def effective_kernels(model: keras.Model) -> dict[str, np.ndarray]:
     non-zero values at pruned positions; they are re-masked before use.
     """
     out = {}
-    wrapped = wrappers(model)
-    for layer in prunable_layers(model):
-        value = kernel(layer).numpy()
-        if layer.name in wrapped:
-            value = value * wrapped[layer.name].pruning_vars[0][1].numpy()
-        out[layer.name] = value
+    for layer in all_layers(model):
+        inner = unwrap(layer)
+        if is_prunable(inner):
+            value = kernel(inner).numpy()
+            out[inner.name] = value * layer.pruning_vars[0][1].numpy() if is_wrapper(layer) else value
     return out
 
 
