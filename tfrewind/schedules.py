@@ -94,7 +94,8 @@ class CosineLR(keras.optimizers.schedules.CosineDecay):
         self.initial_lr = float(initial_lr)
         self.total_steps = int(total_steps)
         self.final_lr = float(final_lr)
-        super().__init__(self.initial_lr, self.total_steps, alpha=self.final_lr / self.initial_lr if initial_lr else 0.0)
+        alpha = self.final_lr / self.initial_lr if initial_lr else 0.0
+        super().__init__(self.initial_lr, self.total_steps, alpha=alpha)
 
     def get_config(self) -> dict[str, Any]:
         return {"initial_lr": self.initial_lr, "total_steps": self.total_steps, "final_lr": self.final_lr}
@@ -212,7 +213,8 @@ class ScaledLRRestart(Schedule):
 
 
 def scaled_lr_restart(budget_epochs: int, start_lr: float, peak_lr: float, steps_per_epoch: int) -> ScaledLRRestart:
-    """SLR with the paper's proportions: warm-up 10 % of E, then ×0.1 at 50 % and 75 % of the rest."""
+    """SLR with the paper's proportions: warm-up int(0.1·E) epochs, then ×0.1 at int(0.45·E) and
+    int(0.675·E) epochs after it (50 % and 75 % of the 90 % left, as NPTM's ``main_finetune.py`` does)."""
     warmup = int(0.1 * budget_epochs)
     milestones = [warmup + int(0.45 * budget_epochs), warmup + int(0.675 * budget_epochs)]
     return ScaledLRRestart(start_lr, peak_lr, warmup, milestones, steps_per_epoch)
