@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tfrewind.cli import main
-from tfrewind.compare import load_compare_config, run_compare
+from tfrewind.compare import Progress, load_compare_config, run_compare
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -85,6 +85,33 @@ def test_progress_names_cells_with_an_eta(study):
     assert "original training" in err
     assert "4/4" in err and "ETA" in err
     assert "random-s0.7-one_cycle-b1-seed0" in err
+
+
+def test_progress_bar_counts_finished_cells_and_prints_failures():
+    """What a user sees while a resumed sweep runs, on a stream that is not a terminal (a log file)."""
+    err = io.StringIO()
+    bar = Progress(4, err)
+    bar.start(todo=2)  # two cells were finished by an earlier run
+    bar.skip()
+    bar.skip()
+    bar.begin("cell-a")
+    bar.end("cell-a", "ran")
+    bar.begin("cell-b")
+    bar.end("cell-b", "failed", "CheckpointError: no weights after epoch 1")
+    bar.finish()
+    text = err.getvalue()
+    assert "2 of 4 cells already finished" in text
+    assert "2/4 cell-a" in text and "3/4 cell-b" in text and "4/4" in text and "ETA" in text
+    assert "cell-a done in" in text
+    assert "cell-b FAILED after" in text and "CheckpointError: no weights after epoch 1" in text
+    assert "2 cells run (1 failed), 2 skipped" in text
+    quiet = io.StringIO()
+    silent = Progress(1, quiet, enabled=False)
+    silent.start(todo=1)
+    silent.begin("x")
+    silent.end("x", "failed", "boom")
+    silent.finish()
+    assert quiet.getvalue() == ""
 
 
 def test_csv_and_markdown_agree_with_the_run_directories(study):

@@ -9,13 +9,43 @@ import pytest
 
 from tbreader import read_scalars
 from clirun import run_ok
+from paper_schedules import multistep_lr, nptm_slr_epoch_lrs, torch_one_cycle
 from tfrewind.cli import main
 from tfrewind.config import PruneConfig
-from tfrewind.models import build_model
+from tfrewind.models import build_model, load_model_file
 from tfrewind.pruning import masks, prune, wrappers
-from tfrewind.retraining import OriginalRecord, build_retrain_schedule, rewind_weights, schedule_table
+from tfrewind.retraining import rewind_weights
 
 SCHEDULES = ["fine_tune", "lr_rewind", "weight_rewind", "scaled_lr_restart", "one_cycle"]
+ORIGINAL_EPOCHS, BUDGET = 4, 3
+
+
+def original_lr(epoch: int) -> float:
+    """The dense run's schedule (the defaults): lr 0.1, ×0.1 at 50 % and 75 % of 4 epochs (epochs 2 and 3)."""
+    return multistep_lr(epoch, 0.1, [2, 3])
+
+
+def expected_lr(schedule: str, step: int, steps_per_epoch: int) -> float:
+    """The retraining LR at optimizer step ``step`` of a 3-epoch budget, from the paper's definitions."""
+    epoch = step // steps_per_epoch
+    final, peak = original_lr(ORIGINAL_EPOCHS - 1), max(original_lr(e) for e in range(ORIGINAL_EPOCHS))
+    if schedule == "fine_tune":  # the last LR of original training, constant
+        return final
+    if schedule in ("lr_rewind", "weight_rewind"):  # the last E epochs of the original schedule
+        return original_lr(ORIGINAL_EPOCHS - BUDGET + epoch)
+    if schedule == "scaled_lr_restart":  # 3 epochs: no warm-up epoch (int(0.3) = 0), stepped per epoch
+        return nptm_slr_epoch_lrs(BUDGET, init_lr=final, peak_lr=peak)[epoch]
+    return torch_one_cycle(step, BUDGET * steps_per_epoch, peak)[0]
+
+
+def kernels(model) -> dict[str, np.ndarray]:
+    """Every Conv/Dense kernel of a model, by the name of the layer that owns it (inside a pruning wrapper too)."""
+    found = {}
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        if hasattr(inner, "kernel"):
+            found[inner.name] = inner.kernel.numpy()
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +65,29 @@ def test_train_with_each_schedule(dense_run, tmp_path, schedule):
     pruned = json.loads((out / "prune" / "metrics.json").read_text())
     assert retrain["budget_epochs"] == 3 and retrain["schedule"] == schedule
     assert 0.0 <= pruned["test_accuracy"] <= 1.0 and retrain["test_accuracy"] > 0.3
-    # The LR curve TensorBoard shows is the schedule's formula, from the recorded original schedule.
-    original = OriginalRecord.from_file(dense_run / "original" / "schedule.json")
-    expected = [lr for _, lr, _ in schedule_table(build_retrain_schedule(schedule, original, 3),
-                                                  original.steps_per_epoch)]
+    # The LR curve TensorBoard shows is the schedule's formula (derived here from the paper, not the code).
+    steps_per_epoch = json.loads((dense_run / "original" / "schedule.json").read_text())["steps_per_epoch"]
+    expected = [expected_lr(schedule, epoch * steps_per_epoch, steps_per_epoch) for epoch in range(BUDGET)]
     logged = [v for _, v in read_scalars(out / "tensorboard" / "retrain" / "train")["epoch_lr"]]
     np.testing.assert_allclose(logged, expected, rtol=1e-5)
     per_step = read_scalars(out / "tensorboard" / "retrain" / "schedule")["step_learning_rate"]
     assert len(per_step) >= 3
+    np.testing.assert_allclose([v for _, v in per_step],
+                               [expected_lr(schedule, step, steps_per_epoch) for step, _ in per_step], rtol=1e-5)
+    assert per_step[-1][0] >= (BUDGET - 1) * steps_per_epoch  # the per-step log covers the last epoch
+    # Sparsity is exact: half of all kernel weights are zero, on the pruning mask, in every logged epoch.
+    retrained = kernels(load_model_file(out / "retrain" / "model_stripped.keras"))
+    mask_zeros = {name: k == 0 for name, k in kernels(load_model_file(out / "prune" / "model.keras")).items()}
+    assert sum(int((k == 0).sum()) for k in retrained.values()) * 2 == sum(k.size for k in retrained.values())
     sparsity = read_scalars(out / "tensorboard" / "retrain" / "sparsity")
-    assert sparsity and all(abs(v - pruned_layer) < 0.2 for tag, series in sparsity.items()
-                            for pruned_layer in [series[0][1]] for _, v in series)
+    assert {tag.split("/")[-1] for tag in sparsity} == set(retrained)
+    for name, kernel in retrained.items():
+        np.testing.assert_array_equal(kernel == 0, mask_zeros[name])  # the same weights stay pruned
+        series = [v for _, v in sparsity[f"sparsity/{name}"]]
+        assert len(series) >= BUDGET and all(v == series[0] for v in series), name
+        assert series[0] == pytest.approx((kernel == 0).mean(), abs=1e-7), name
+    assert all(abs(v - pruned_layer) < 0.2 for tag, series in sparsity.items()
+               for pruned_layer in [series[0][1]] for _, v in series)
 
 
 def test_weight_rewinding_restores_earlier_weights_under_the_mask():
@@ -104,7 +146,6 @@ def test_prune_then_retrain_commands(dense_run, tmp_path, capsys):
 
 def test_weight_rewind_after_filter_pruning_slices_the_checkpoint(dense_run, tmp_path):
     """WR on a physically smaller model: epoch-(T−E) weights sliced to the kept filters."""
-    from tfrewind.models import load_model_file
     from tfrewind.pruning import kept_filters
 
     out = tmp_path / "wr_l1"
@@ -116,6 +157,43 @@ def test_weight_rewind_after_filter_pruning_slices_the_checkpoint(dense_run, tmp
     assert metrics["schedule_details"]["rewind_to_epoch"] == 3
     for name, indices in kept.items():  # the rewound weights were sliced to the smaller shapes
         assert retrained.get_layer(name).kernel.shape[-1] == len(indices)
+    # Right after the retrain stage's rewind step (run on the pruned model as the run saved it), the
+    # model holds the weights after original epoch 3 cut to the kept filters, sliced here by hand.
+    from tfrewind.config import load_config
+    from tfrewind.pipeline import _rewind  # the step retrain_stage runs before fit
+    from tfrewind.rundir import RunDir
+
+    pruned = load_model_file(out / "prune" / "model.keras")
+    at_epoch_4 = {layer.name: [w.numpy() for w in layer.weights] for layer in pruned.layers}
+    _rewind(RunDir(out), load_config(out / "config.yaml"), pruned, 3)
+    dense = load_model_file(dense_run / "original" / "model.keras")
+    dense.load_weights(dense_run / "original" / "checkpoints" / "epoch_0003.weights.h5")
+    expected = sliced_small_cnn(dense, kept)
+    assert set(kept) <= set(expected) and any(len(kept[n]) < dense.get_layer(n).filters for n in kept)
+    for layer in pruned.layers:
+        if not layer.weights:
+            continue
+        for got, want in zip(layer.get_weights(), expected[layer.name], strict=True):
+            np.testing.assert_array_equal(got, want, err_msg=layer.name)
+    assert any(not np.array_equal(a, b) for name in expected for a, b in zip(at_epoch_4[name], expected[name])), \
+        "epoch 3 and epoch 4 weights are the same: this check could not tell rewinding from skipping it"
+
+
+def sliced_small_cnn(dense, kept: dict[str, list[int]]) -> dict[str, list[np.ndarray]]:
+    """small_cnn's weights (conv1..4 → bn1..4, then fc after global pooling) cut to the kept output
+    channels of each conv, and each layer's input channels to the kept outputs of the conv before it."""
+    sliced, inputs = {}, None
+    for index in range(1, 5):
+        conv, bn = f"conv{index}", f"bn{index}"
+        outputs = np.asarray(kept.get(conv, range(dense.get_layer(conv).filters)))
+        (kernel,) = dense.get_layer(conv).get_weights()  # use_bias=False
+        kernel = kernel if inputs is None else kernel[:, :, inputs, :]
+        sliced[conv] = [kernel[..., outputs]]
+        sliced[bn] = [w[outputs] for w in dense.get_layer(bn).get_weights()]  # gamma, beta, moving mean/var
+        inputs = outputs
+    kernel, bias = dense.get_layer("fc").get_weights()
+    sliced["fc"] = [kernel[inputs, :], bias]
+    return sliced
 
 
 def test_paper_preset_through_the_cli(tmp_path):

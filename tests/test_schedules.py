@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
+from paper_schedules import anneal_cos, nptm_slr_epoch_lrs, torch_one_cycle
 from tfrewind._keras import keras, tf
 from tfrewind.callbacks import MomentumScheduler
 from tfrewind.optim import PaperSGD, set_momentum
 from tfrewind.retraining import OriginalRecord, build_retrain_schedule, schedule_table
-from tfrewind.schedules import OneCycleLR, StepDecayLR
+from tfrewind.schedules import CosineLR, OneCycleLR, StepDecayLR
 
 SPE = 10  # steps per epoch, small so per-step checks stay cheap
 
@@ -60,33 +62,79 @@ def test_lr_rewind_works_for_any_recorded_shape():
         assert float(stage.lr(step)) == pytest.approx(float(cosine(70 * SPE + step)), rel=1e-5)
 
 
-@pytest.mark.parametrize("budget", [40, 72, 152])
+OLD_COSINE = {"module": "tfrewind.schedules", "class_name": "CosineLR",
+              "config": {"initial_lr": 0.1, "total_steps": 300, "final_lr": 0.0},
+              "registered_name": "tfrewind>CosineLR"}
+"""The ``lr_schedule`` of a cosine run's ``schedule.json`` as tfrewind wrote it before CosineLR became a
+tf_keras ``CosineDecay`` (commit c40fe41, printed by ``keras.optimizers.schedules.serialize``)."""
+
+
+def cosine_reference(step: int, initial: float, total: int, final: float) -> float:
+    """Cosine annealing (Loshchilov & Hutter's SGDR, PyTorch's CosineAnnealingLR closed form), then flat."""
+    return anneal_cos(initial, final, min(step, total) / total)
+
+
+@pytest.mark.parametrize("initial, total, final", [(0.1, 300, 0.0), (0.05, 77, 1e-4), (0.001, 40, 0.01)])
+def test_cosine_lr_is_tf_keras_cosine_decay_with_the_closed_form_at_every_step(initial, total, final):
+    schedule = CosineLR(initial, total, final)
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)  # tf_keras' code does the arithmetic
+    steps = np.arange(total + 20)  # and past the end: the final LR
+    values = schedule(tf.constant(steps, tf.float32)).numpy()  # a vector of steps, as schedule tables ask
+    expected = [cosine_reference(int(s), initial, total, final) for s in steps]
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6 * max(initial, final))
+    for step in (0, total // 3, total - 1):  # one integer step, as the optimizer asks (its iterations)
+        lr = float(schedule(tf.constant(step, tf.int64)))
+        assert lr == pytest.approx(expected[step], rel=1e-5, abs=1e-6 * max(initial, final))
+
+
+def test_cosine_lr_saved_by_an_earlier_version_still_loads(tmp_path):
+    record = tmp_path / "schedule.json"
+    record.write_text(json.dumps({"epochs": 30, "steps_per_epoch": 10, "momentum": 0.9, "lr_schedule": OLD_COSINE}))
+    original = OriginalRecord.from_file(record)
+    assert isinstance(original.schedule, CosineLR)
+    for step in (0, 1, 150, 299):
+        assert float(original.schedule(step)) == pytest.approx(cosine_reference(step, 0.1, 300, 0.0), abs=1e-7)
+    assert original.peak_lr == pytest.approx(0.1) and original.final_lr == pytest.approx(
+        cosine_reference(299, 0.1, 300, 0.0), abs=1e-7)
+    # runs written now hold the same JSON, so earlier versions read them too
+    assert keras.optimizers.schedules.serialize(CosineLR(0.1, 300)) == OLD_COSINE
+
+
+def test_cosine_lr_survives_a_saved_compiled_model(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(PaperSGD(CosineLR(0.1, 50, 0.001), momentum=0.9), "mse")
+    model.fit(np.ones((8, 2)), np.ones((8, 1)), batch_size=4, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    schedule = loaded.optimizer.learning_rate if isinstance(loaded.optimizer.learning_rate, CosineLR) \
+        else loaded.optimizer._learning_rate
+    assert isinstance(schedule, CosineLR)
+    for step in (0, 25, 49, 60):
+        assert float(schedule(step)) == pytest.approx(cosine_reference(step, 0.1, 50, 0.001), rel=1e-5)
+
+
+@pytest.mark.parametrize("budget", [15, 25, 40, 72, 152])
 def test_scaled_lr_restart(paper, budget):
+    """SLR against the paper's code (NPTM ``--use_llr``, simulated in paper_schedules) at every epoch.
+
+    At 15 epochs "×0.1 at 50 % of the epochs left after the warm-up" (7) and the paper's
+    ``int(0.5·0.9·E)`` (6) part: the paper's code is the reference.
+    """
     values, _ = lrs("scaled_lr_restart", paper, budget)
-    warmup = int(0.1 * budget)
-    first, second = warmup + int(0.45 * budget), warmup + int(0.675 * budget)
+    reference = nptm_slr_epoch_lrs(budget, init_lr=0.001, peak_lr=0.1)
+    warmup = int(0.1 * budget)  # the paper: warm up over the first 10 % of the budget
     assert values[0] == pytest.approx(0.001, rel=1e-5)  # starts from the final original LR
     for epoch in range(1, warmup):
         expected = 0.1 + (0.001 - 0.1) / 2 * (1 + math.cos(math.pi * epoch / warmup))
         assert values[epoch] == pytest.approx(expected, rel=1e-4)
-    for epoch in range(warmup, budget):
-        expected = 0.1 * 0.1 ** ((epoch >= first) + (epoch >= second))
-        assert values[epoch] == pytest.approx(expected, rel=1e-5), epoch
-
-
-def torch_one_cycle(step, total, max_lr, pct=0.1, div=100.0, final_div=100.0, lo=0.85, hi=0.95):
-    """PyTorch OneCycleLR (cos, three_phase=False) written out from its documentation."""
-    initial, minimum = max_lr / div, max_lr / div / final_div
-    end_up, end_down = pct * total - 1, total - 1
-
-    def cos(start, end, fraction):
-        return end + (start - end) / 2 * (math.cos(math.pi * fraction) + 1)
-
-    if step <= end_up:
-        fraction = step / end_up
-        return cos(initial, max_lr, fraction), cos(hi, lo, fraction)
-    fraction = (step - end_up) / (end_down - end_up)
-    return cos(max_lr, minimum, fraction), cos(lo, hi, fraction)
+    for epoch in range(budget):
+        assert values[epoch] == pytest.approx(reference[epoch], rel=1e-5), epoch
+    # the paper's Figure 1(c): after the warm-up, ×0.1 at about 50 % and 75 % of the remaining epochs
+    after = [values[e] for e in range(warmup, budget)]
+    assert sorted({round(v, 6) for v in after}, reverse=True) == [0.1, 0.01, 0.001]
+    for level, share in ((0.1, 0.5), (0.01, 0.75)):
+        at_or_above = sum(v >= level * 0.99 for v in after)
+        assert abs(at_or_above - share * (budget - warmup)) <= 1 + 0.05 * budget, (level, at_or_above)
 
 
 @pytest.mark.parametrize("budget", [40, 72])

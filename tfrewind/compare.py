@@ -15,8 +15,8 @@ retraining randomise (random masks/filters, data order, augmentation). Seed vari
 training is therefore *not* in the reported std — it is cheaper, and isolates the retraining effect.
 A cell is finished when its last stage's ``metrics.json`` exists: a re-run skips it, so an
 interrupted sweep resumes; a failing cell is recorded (``error.json``) and the others still run.
-The study's config (grid, validation) is :mod:`tfrewind.compare_config`; the tables and plots are
-:mod:`tfrewind.compare_report`.
+The study's config (grid, validation) is :mod:`tfrewind.compare_config`; the cell files and when a
+cell is finished, :mod:`tfrewind.compare_cells`; the tables and plots, :mod:`tfrewind.compare_report`.
 """
 
 from __future__ import annotations
@@ -30,16 +30,18 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 import yaml
+from tqdm import tqdm
 
+from .compare_cells import CELL_FILE, ERROR_FILE, cell_done, cell_error, cell_final_stages
 from .compare_config import (CELLS_DIR, ORIGINAL_DIR, Cell, CompareConfig, GridConfig, MethodSpec,
                              load_compare_config, validate_compare)
+from .compare_report import write_results
 from .config import RunConfig
 from .errors import ConfigError
-from .io import read_json, write_json_atomic, write_text_atomic
+from .io import write_json_atomic, write_text_atomic
+from .rundir import CONFIG_FILE, RunDir
 
 COMPARE_FILE = "compare.yaml"
-CELL_FILE = "cell.json"
-ERROR_FILE = "error.json"
 
 
 # ----------------------------------------------------------------------------- running
@@ -54,24 +56,8 @@ class CompareResult:
     files: list[Path]
 
 
-def cell_final_stages(config: RunConfig) -> list[str]:
-    """The stages whose metrics.json must exist for the cell to count as finished."""
-    from .pipeline import EXPORT, prune_rounds
-
-    stages = [prune_rounds(config)[-1][1]]
-    if config.export.format != "none":
-        stages.append(EXPORT)
-    return stages
-
-
-def cell_done(cell: Cell) -> bool:
-    return all((cell.path / stage / "metrics.json").exists() for stage in cell_final_stages(cell.config))
-
-
 def check_resumable(config: CompareConfig) -> None:
     """Refuse, before training, directories made with other settings (names the fields that differ)."""
-    from .rundir import CONFIG_FILE, RunDir
-
     dirs = [(config.original_config(), config.out_dir / ORIGINAL_DIR)] if config.trains_original else []
     dirs += [(cell.config, cell.path) for cell in config.cells()]
     for run_config, path in dirs:
@@ -87,8 +73,7 @@ def run_compare(config: CompareConfig, verbose: int = 0, progress: bool = True, 
     ``stream`` (stderr). ``run_cell(config, verbose)`` replaces :func:`tfrewind.pipeline.train`
     (tests, or a cluster launcher).
     """
-    from ._keras import keras
-    from .compare_report import write_results
+    from ._keras import keras  # TensorFlow and the pipeline load only when a sweep runs (fast --help)
     from .pipeline import ORIGINAL, train
 
     run_cell = run_cell or train
@@ -104,7 +89,7 @@ def run_compare(config: CompareConfig, verbose: int = 0, progress: bool = True, 
         bar.note(f"original training ({config.base.train.epochs} epochs) → {config.original_dir}")
         started = time.perf_counter()
         train(config.original_config(), verbose=verbose)
-        bar.note(f"original training done in {_duration(time.perf_counter() - started)}")
+        bar.note(f"original training done in {tqdm.format_interval(time.perf_counter() - started)}")
     statuses: dict[str, str] = {}
     todo = sum(not cell_done(c) for c in cells)
     bar.start(todo)
@@ -112,18 +97,21 @@ def run_compare(config: CompareConfig, verbose: int = 0, progress: bool = True, 
         for cell in cells:
             if cell_done(cell):
                 statuses[cell.name] = "skipped"
-                bar.skip(cell.name)
+                bar.skip()
                 continue
             bar.begin(cell.name)
             statuses[cell.name] = _run_one(cell, run_cell, verbose)
             keras.backend.clear_session()  # keep graphs from piling up over dozens of cells
-            bar.end(cell.name, statuses[cell.name], _error_line(cell))
+            bar.end(cell.name, statuses[cell.name], cell_error(cell))
     except KeyboardInterrupt:
+        bar.close()
         bar.note("interrupted: writing results of the finished cells; re-run the same command to resume")
         write_results(config)
         raise
+    finally:
+        bar.close()
     rows, files = write_results(config)
-    bar.finish(files)
+    bar.finish()
     return CompareResult(out, statuses, rows, files)
 
 
@@ -145,15 +133,8 @@ def _run_one(cell: Cell, run_cell: Callable[[RunConfig, int], Any], verbose: int
     return "ran"
 
 
-def _error_line(cell: Cell) -> str:
-    path = cell.path / ERROR_FILE
-    return read_json(path)["error"].splitlines()[0] if path.exists() else ""
-
-
 def report(out: str | Path) -> tuple[list[dict[str, Any]], list[Path]]:
     """``tfrewind report OUT``: rebuild results.csv/.md and the plots from OUT's run directories."""
-    from .compare_report import write_results
-
     path = Path(out) / COMPARE_FILE
     if not path.exists():
         raise ConfigError(f"{str(out)!r} is not a compare directory (no {COMPARE_FILE}); "
@@ -165,79 +146,69 @@ def report(out: str | Path) -> tuple[list[dict[str, Any]], list[Path]]:
 
 
 class Progress:
-    """A bar over cells on stderr: ``[=====>    ] 12/72 cell-name  elapsed 3m10s  ETA 14m``.
+    """A tqdm bar over cells on stderr, ``|#####     | 12/72 cell-name …  elapsed 03:10  ETA 14:02``,
+    with one line per finished or failed cell printed above it.
 
-    The ETA is the mean wall time of the cells run so far times the cells left (skipped cells are free).
+    Why tqdm and not ``click.progressbar``: click draws nothing but its label when stderr is not a
+    terminal (a sweep logged to a file would lose its progress and ETA) and cannot print a line above
+    the bar; tqdm does both (and tensorflow-datasets already installs it). Cells finished by an
+    earlier run start the bar (``initial``) and cost nothing: with ``smoothing=0`` tqdm's ETA is the
+    mean wall time of the cells run so far times the cells left.
     """
 
-    def __init__(self, total: int, stream: TextIO, enabled: bool = True, width: int = 24):
-        self.total, self.stream, self.enabled, self.width = total, stream, enabled, width
-        self.index = 0
-        self.todo = total
-        self.ran = 0
-        self.started = time.perf_counter()
-        self.cell_started = self.started
-        self.skipped = 0
-        self.failed = 0
+    FORMAT = "|{bar:24}| {n_fmt}/{total_fmt} {desc}  elapsed {elapsed}  ETA {remaining}"
+
+    def __init__(self, total: int, stream: TextIO, enabled: bool = True):
+        self.total, self.stream, self.enabled = total, stream, enabled
+        self.bar: tqdm | None = None
+        self.ran = self.skipped = self.failed = 0
+        self.started = self.cell_started = time.perf_counter()
 
     def start(self, todo: int) -> None:
-        self.todo = todo
-        self.started = time.perf_counter()
+        """Open the bar with the cells already finished counted as done."""
         if self.total - todo:
             self.note(f"{self.total - todo} of {self.total} cells already finished: skipped")
+        self.started = time.perf_counter()
+        self.bar = tqdm(total=self.total, initial=self.total - todo, file=self.stream, disable=not self.enabled,
+                        bar_format=self.FORMAT, smoothing=0, mininterval=0, miniters=1, ascii=True, dynamic_ncols=False)
 
-    def skip(self, name: str) -> None:
-        self.index += 1
+    def skip(self) -> None:
         self.skipped += 1
 
     def begin(self, name: str) -> None:
-        self.index += 1
         self.cell_started = time.perf_counter()
-        self._line(f"{name} …", self._eta())
+        if self.bar is not None:
+            self.bar.set_description_str(f"{name} …")
 
     def end(self, name: str, status: str, error: str = "") -> None:
         self.ran += 1
-        seconds = time.perf_counter() - self.cell_started
+        took = tqdm.format_interval(time.perf_counter() - self.cell_started)
         if status == "failed":
             self.failed += 1
-            self._line(f"{name} FAILED after {_duration(seconds)}: {error}", self._eta())
+            self.note(f"{name} FAILED after {took}: {error}", prefix=False)
         else:
-            self._line(f"{name} done in {_duration(seconds)}", self._eta())
+            self.note(f"{name} done in {took}", prefix=False)
+        if self.bar is not None:
+            self.bar.set_description_str(name, refresh=False)
+            self.bar.update(1)
 
-    def finish(self, files: list[Path]) -> None:
-        elapsed = time.perf_counter() - self.started
-        self.note(f"{self.ran} cells run ({self.failed} failed), {self.skipped} skipped, in {_duration(elapsed)}")
+    def finish(self) -> None:
+        """Close the bar and print the summary line."""
+        self.close()
+        self.note(f"{self.ran} cells run ({self.failed} failed), {self.skipped} skipped, "
+                  f"in {tqdm.format_interval(time.perf_counter() - self.started)}")
 
-    def note(self, text: str) -> None:
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def note(self, text: str, prefix: bool = True) -> None:
+        """A line above the bar (tqdm clears and redraws it)."""
         if self.enabled:
-            print(f"tfrewind compare: {text}", file=self.stream, flush=True)
-
-    def _eta(self) -> str:
-        elapsed = time.perf_counter() - self.started
-        if not self.ran:
-            return f"elapsed {_duration(elapsed)}"
-        left = max(0, self.todo - self.ran)
-        return f"elapsed {_duration(elapsed)}  ETA {_duration(elapsed / self.ran * left)}"
-
-    def _line(self, text: str, tail: str) -> None:
-        if not self.enabled:
-            return
-        filled = int(self.width * self.index / max(1, self.total))
-        bar = "=" * max(0, filled - 1) + (">" if filled else "") + " " * (self.width - filled)
-        print(f"[{bar}] {self.index}/{self.total} {text}  {tail}", file=self.stream, flush=True)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+            tqdm.write(f"tfrewind compare: {text}" if prefix else text, file=self.stream)
 
 
 __all__ = ["CELLS_DIR", "COMPARE_FILE", "ORIGINAL_DIR", "Cell", "CompareConfig", "CompareResult", "GridConfig",
-           "MethodSpec", "cell_done", "check_resumable", "load_compare_config", "report", "run_compare",
+           "MethodSpec", "Progress", "cell_done", "check_resumable", "load_compare_config", "report", "run_compare",
            "validate_compare"]

@@ -4,7 +4,9 @@ cell), ``results.md`` (mean ± std over seeds, difference to the unpruned model)
 
 Why separate from :mod:`tfrewind.compare`: ``tfrewind compare`` (at the end of a sweep) and
 ``tfrewind report DIR`` (at any time, e.g. while a sweep runs elsewhere) share this one code path,
-and it only reads ``metrics.json``/``cell.json``/``error.json`` files — never a model.
+and it only reads ``metrics.json``/``cell.json``/``error.json`` files — never a model. It sits below
+the sweep: the cell layout it reads is :mod:`tfrewind.compare_cells`, and it never imports
+:mod:`tfrewind.compare`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .compare import CELL_FILE, ERROR_FILE, Cell, CompareConfig, cell_done, cell_final_stages
+from .compare_cells import CELL_FILE, ERROR_FILE, cell_done, cell_final_stages
+from .compare_config import Cell, CompareConfig
 from .io import read_json, write_bytes_atomic, write_text_atomic
 
 CSV_FILE = "results.csv"

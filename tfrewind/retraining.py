@@ -6,8 +6,9 @@ Definitions (budget E epochs, original training T epochs with schedule lr_orig):
 * ``lr_rewind`` (LRW): keep the pruned weights, replay the last E epochs: lr(e) = lr_orig(T − E + e).
 * ``weight_rewind`` (WR): the same LR replay, and the surviving weights are reset to their values
   after epoch T − E of original training (see :func:`rewind_weights`).
-* ``scaled_lr_restart`` (SLR): cosine warm-up from the final to the peak original LR over 10 % of
-  E, then ×0.1 at 50 % and 75 % of the rest.
+* ``scaled_lr_restart`` (SLR): cosine warm-up from the final to the peak original LR over int(0.1·E)
+  epochs, then ×0.1 at int(0.45·E) and int(0.675·E) epochs after the warm-up (50 % and 75 % of the 90 %
+  left, truncated as in the paper's code, NPTM ``main_finetune.py --use_llr``).
 * ``one_cycle`` (CLR): PyTorch's OneCycleLR up to the original peak LR, with momentum cycled.
 
 Why a registry of functions: adding a schedule is adding one entry that maps the original

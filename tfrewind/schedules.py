@@ -29,7 +29,11 @@ def _as_float(step) -> tf.Tensor:
 
 
 def cosine_anneal(start: float, end: float, fraction) -> tf.Tensor:
-    """Half a cosine from ``start`` (fraction 0) to ``end`` (fraction 1), as in PyTorch."""
+    """Half a cosine from ``start`` (fraction 0) to ``end`` (fraction 1), as in PyTorch.
+
+    Our own: 1-cycle's two phases and SLR's warm-up anneal *up* and join other pieces, which
+    tf_keras' ``CosineDecay`` (one decay, optionally after a linear warm-up) does not express.
+    """
     fraction = tf.clip_by_value(_as_float(fraction), 0.0, 1.0)
     return end + (start - end) / 2.0 * (tf.cos(math.pi * fraction) + 1.0)
 
@@ -52,7 +56,9 @@ class ConstantLR(Schedule):
 class StepDecayLR(Schedule):
     """``initial_lr × gamma^k`` where k counts the milestone epochs already reached.
 
-    The paper's original schedule: 0.1, ×0.1 at epochs 80 and 120 of 160.
+    The paper's original schedule: 0.1, ×0.1 at epochs 80 and 120 of 160. Our own code, not
+    tf_keras' ``PiecewiseConstantDecay``: that one picks its value with ``tf.case``, so it takes one
+    scalar step only, while schedule tables, ``peak_lr`` and the plots evaluate a vector of steps.
     """
 
     def __init__(self, initial_lr: float, milestones: Sequence[int], gamma: float, steps_per_epoch: int):
@@ -74,16 +80,22 @@ class StepDecayLR(Schedule):
 
 
 @_register
-class CosineLR(Schedule):
-    """Cosine annealing from ``initial_lr`` to ``final_lr`` over ``total_steps``."""
+class CosineLR(keras.optimizers.schedules.CosineDecay):
+    """Cosine annealing from ``initial_lr`` to ``final_lr`` over ``total_steps``, then ``final_lr``.
+
+    tf_keras' ``CosineDecay`` with ``alpha = final_lr / initial_lr``; this subclass only keeps the
+    name and config (``initial_lr``, ``total_steps``, ``final_lr``) that recorded schedules and
+    saved optimizers already hold, so runs saved before and after load alike.
+    """
 
     def __init__(self, initial_lr: float, total_steps: int, final_lr: float = 0.0):
+        if initial_lr == 0 and final_lr != 0:
+            raise ValueError("CosineLR: initial_lr must be non-zero (final_lr is kept as a multiple of it)")
         self.initial_lr = float(initial_lr)
         self.total_steps = int(total_steps)
         self.final_lr = float(final_lr)
-
-    def __call__(self, step):
-        return cosine_anneal(self.initial_lr, self.final_lr, _as_float(step) / float(self.total_steps))
+        alpha = self.final_lr / self.initial_lr if initial_lr else 0.0
+        super().__init__(self.initial_lr, self.total_steps, alpha=alpha)
 
     def get_config(self) -> dict[str, Any]:
         return {"initial_lr": self.initial_lr, "total_steps": self.total_steps, "final_lr": self.final_lr}
@@ -201,7 +213,8 @@ class ScaledLRRestart(Schedule):
 
 
 def scaled_lr_restart(budget_epochs: int, start_lr: float, peak_lr: float, steps_per_epoch: int) -> ScaledLRRestart:
-    """SLR with the paper's proportions: warm-up 10 % of E, then ×0.1 at 50 % and 75 % of the rest."""
+    """SLR with the paper's proportions: warm-up int(0.1·E) epochs, then ×0.1 at int(0.45·E) and
+    int(0.675·E) epochs after it (50 % and 75 % of the 90 % left, as NPTM's ``main_finetune.py`` does)."""
     warmup = int(0.1 * budget_epochs)
     milestones = [warmup + int(0.45 * budget_epochs), warmup + int(0.675 * budget_epochs)]
     return ScaledLRRestart(start_lr, peak_lr, warmup, milestones, steps_per_epoch)

@@ -35,6 +35,16 @@ config = load_config(None, {"strategy": strategy_name, "out": out_dir, "train.ep
 result = train(config, verbose=0)
 model = load_model_file(result.run_dir / "retrain" / "model.keras")
 found = {name: mask.astype(np.int8).tolist() for name, mask in masks(model).items()}
+
+
+def weights(path):
+    """Every weight of a saved model, by layer name (the pruned model is where retraining starts)."""
+    layers = [getattr(layer, "layer", layer) for layer in load_model_file(path).layers]  # inside pruning wrappers
+    return {layer.name: [w.tolist() for w in layer.get_weights()] for layer in layers if layer.get_weights()}
+
+
 with open(result_path, "w") as handle:
     json.dump({"masks": found, "retrain": result.stages["retrain"]["test_accuracy"],
-               "sparsity": result.stages["retrain"]["sparsity"]}, handle)
+               "sparsity": result.stages["retrain"]["sparsity"],
+               "start": weights(result.run_dir / "prune" / "model.keras"),
+               "weights": weights(result.run_dir / "retrain" / "model_stripped.keras")}, handle)
