@@ -39,7 +39,7 @@ def test_train_with_each_schedule(dense_run, tmp_path, schedule):
     original = OriginalRecord.from_file(dense_run / "original" / "schedule.json")
     expected = [lr for _, lr, _ in schedule_table(build_retrain_schedule(schedule, original, 3),
                                                   original.steps_per_epoch)]
-    logged = [v for _, v in read_scalars(out / "tensorboard" / "retrain" / "train")["epoch_lr"]]
+    logged = [v for _, v in read_scalars(out / "tensorboard" / "retrain" / "train")["epoch_learning_rate"]]
     np.testing.assert_allclose(logged, expected, rtol=1e-5)
     per_step = read_scalars(out / "tensorboard" / "retrain" / "schedule")["step_learning_rate"]
     assert len(per_step) >= 3
