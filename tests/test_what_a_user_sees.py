@@ -1,9 +1,13 @@
-"""What a user sees: one learning-rate (and momentum) curve per stage in TensorBoard."""
+"""What a user sees: one learning-rate (and momentum) curve per stage in TensorBoard, and a console
+without TensorFlow's start-up chatter (``--debug`` shows it)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +62,47 @@ def test_tensorboard_shows_one_exact_learning_rate_and_momentum_curve_per_stage(
         at = dict(per_step["step_momentum"])
         assert [at[e * steps] for e in range(len(momenta))] == pytest.approx(momenta, rel=1e-5), stage
 
+
+# ------------------------------------------------------------------------------------- the console
+
+NOISE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cuda|cuInit|cpu_feature_guard|rebuild TensorFlow"
+                   r"|^WARNING:(tensorflow|absl)|is slow compared to the batch time", re.IGNORECASE)
+AS_INSTALLED = "import sys; from tfrewind.cli import main; sys.argv[0] = 'tfrewind'; main()"  # tfrewind.cli:main
+
+
+def _fresh_shell_env() -> dict[str, str]:
+    """The environment of a user's shell: no TF_CPP_MIN_LOG_LEVEL (the test suite sets one)."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def _tfrewind(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", AS_INSTALLED, *args], cwd=cwd, env=_fresh_shell_env(),
+                          capture_output=True, text=True, timeout=900)
+
+
+def _messages(stderr: str) -> set[str]:
+    """Log lines without their time stamp and thread id (``I0000 00:00:17.5  123 port.cc:153] text``)."""
+    return {line.split("] ", 1)[-1] for line in stderr.splitlines() if line.strip()}
+
+
+def test_the_console_shows_results_not_tensorflow_start_up_lines(tmp_path):
+    done = _tfrewind(tmp_path, "train", "--prune", "none", "--epochs", "1", "--export", "none", "--quiet",
+                     "--out", "run")
+    assert done.returncode == 0, done.stderr
+    assert "run directory:" in done.stdout and "test accuracy" in done.stdout
+    noise = [line for line in done.stderr.splitlines() if NOISE.search(line)]
+    assert not noise, done.stderr
+    assert done.stderr.strip() == "", done.stderr  # a finished --quiet run has nothing else to say
+
+
+def test_debug_shows_what_tensorflow_prints(tmp_path):
+    """Whatever a bare ``import tensorflow`` prints on this machine (CPU-dependent, maybe nothing)
+    reaches the console with --debug."""
+    bare = subprocess.run([sys.executable, "-c", "import tensorflow"], cwd=tmp_path, env=_fresh_shell_env(),
+                          capture_output=True, text=True, timeout=900)
+    done = _tfrewind(tmp_path, "--debug", "schedule", "--budget", "2", "--original-epochs", "4")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "epoch,lr,momentum"
+    assert _messages(bare.stderr) <= _messages(done.stderr), done.stderr
