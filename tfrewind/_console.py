@@ -40,8 +40,10 @@ def cli_console(debug: bool) -> Iterator[None]:
     if debug:
         yield
         return
-    import absl.logging  # noqa: F401  (creates absl's own logger class before we look the logger up)
-
+    try:  # absl's logger is an ABSLLogger: let absl create it before we look it up
+        import absl.logging  # noqa: F401
+    except ImportError:
+        pass
     user_level = os.environ.get(CPP_LOG_LEVEL)
     os.environ.setdefault(CPP_LOG_LEVEL, QUIET_CPP_LOG_LEVEL)
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
