@@ -1,11 +1,12 @@
 """What the ``tfrewind`` command prints: progress, results and errors — not TensorFlow's chatter.
 
 Importing TensorFlow prints C++ lines a user can do nothing about (oneDNN notice, CUDA stub,
-``failed call to cuInit``, absl's "before absl::InitializeLog" notice), and tf_keras warns through
-Python's ``tensorflow`` logger (e.g. "Callback method `on_train_batch_begin` is slow"). Hiding them
-is a choice of the command line only — ``tfrewind`` without ``--debug`` —, made for the duration of
-one command and undone afterwards; ``import tfrewind`` in a user's program changes none of the
-user's logging.
+``failed call to cuInit``, absl's "before absl::InitializeLog" notice), tf_keras warns through
+Python's ``tensorflow`` logger (e.g. "Callback method `on_train_batch_begin` is slow"), and the
+TFLite converter through Python's ``warnings`` ("Statistics for quantized inputs were expected").
+Hiding them is a choice of the command line only — ``tfrewind`` without ``--debug`` —, made for
+the duration of one command and undone afterwards; ``import tfrewind`` in a user's program changes
+none of the user's logging.
 
 Why the start-up lines need a file descriptor trick: most of them come from C++ static
 initialisers that run before TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL``, so that variable cannot
@@ -19,24 +20,26 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from typing import Iterator
 
 CPP_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 QUIET_CPP_LOG_LEVEL = "2"  # TensorFlow's C++ logging: errors only
 QUIET_LOGGERS = ("tensorflow", "absl")
 
-_hide_start_up = False
+_quiet = False
 
 
 @contextlib.contextmanager
 def cli_console(debug: bool) -> Iterator[None]:
-    """Run one CLI command with TensorFlow's start-up lines and warnings hidden, unless ``debug``.
+    """Run one CLI command with TensorFlow's start-up lines and warnings (its loggers' and Python's)
+    hidden, unless ``debug``.
 
     A ``TF_CPP_MIN_LOG_LEVEL`` the user set is kept (it governs TensorFlow's C++ messages after
     start-up); unset, it is 2 (errors) for the command. ``--debug`` changes nothing: everything
     TensorFlow prints is shown, as when it is imported by hand.
     """
-    global _hide_start_up
+    global _quiet
     if debug:
         yield
         return
@@ -50,11 +53,13 @@ def cli_console(debug: bool) -> Iterator[None]:
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
-    _hide_start_up = True
+    _quiet = True
     try:
-        yield
+        with warnings.catch_warnings():  # Python warnings of TensorFlow & co. (tfrewind itself warns of nothing)
+            warnings.simplefilter("ignore")
+            yield
     finally:
-        _hide_start_up = False
+        _quiet = False
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
         if user_level is None:
@@ -62,11 +67,12 @@ def cli_console(debug: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def start_up_output_hidden() -> Iterator[bool]:
-    """Around TensorFlow's import: under :func:`cli_console`, what is written to stderr goes to a
-    temporary file, shown only if the import fails (its messages may say why). Yields whether it hides.
+def native_output_hidden() -> Iterator[bool]:
+    """Under :func:`cli_console`, what is written to stderr (fd 2, C++ included) during the block goes
+    to a temporary file, shown only if the block raises (its messages may say why). Yields whether it
+    hides. Used around TensorFlow's import; any other noisy native call can use it too.
     """
-    if not _hide_start_up:
+    if not _quiet:
         yield False
         return
     try:

@@ -24,7 +24,7 @@ def _import_tfmot():
     return tfmot
 
 
-with _console.start_up_output_hidden() as hiding:
+with _console.native_output_hidden() as hiding:
     import tensorflow as tf
     import tf_keras as keras
 
