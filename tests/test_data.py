@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import socket
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -68,11 +71,20 @@ def test_imagenette_without_size_asks_for_one():
             load_data(DataConfig(name="imagenette"))
 
 
-def test_unprepared_dataset_offline_says_how_to_provide_it(tmp_path):
+def _closed_local_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_unprepared_dataset_offline_says_how_to_provide_it(tmp_path, monkeypatch):
     with pytest.raises(DataUnavailableError, match="--data-dir"):
         load_data(DataConfig(name="cifar10", data_dir=str(tmp_path), download=False))
-    # Download allowed but no network: a quick, clear error instead of minutes of retries.
-    with pytest.raises(DataUnavailableError, match="tfds build cifar10"):
+    # Download allowed but no network: a quick, clear error instead of minutes of retries. The download
+    # host is a closed local port, so the probe fails on any machine, the ones with network included.
+    source = importlib.import_module("tfrewind.data.tfds_source")  # the package re-exports a function of that name
+    monkeypatch.setattr(source, "DOWNLOAD_HOST", ("127.0.0.1", _closed_local_port()))
+    with pytest.raises(DataUnavailableError, match="network is unreachable.*tfds build cifar10"):
         load_data(DataConfig(name="cifar10", data_dir=str(tmp_path)))
 
 

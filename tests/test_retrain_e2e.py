@@ -68,7 +68,7 @@ def test_train_with_each_schedule(dense_run, tmp_path, schedule):
     # The LR curve TensorBoard shows is the schedule's formula (derived here from the paper, not the code).
     steps_per_epoch = json.loads((dense_run / "original" / "schedule.json").read_text())["steps_per_epoch"]
     expected = [expected_lr(schedule, epoch * steps_per_epoch, steps_per_epoch) for epoch in range(BUDGET)]
-    logged = [v for _, v in read_scalars(out / "tensorboard" / "retrain" / "train")["epoch_lr"]]
+    logged = [v for _, v in read_scalars(out / "tensorboard" / "retrain" / "train")["epoch_learning_rate"]]
     np.testing.assert_allclose(logged, expected, rtol=1e-5)
     per_step = read_scalars(out / "tensorboard" / "retrain" / "schedule")["step_learning_rate"]
     assert len(per_step) >= 3

@@ -76,7 +76,7 @@ def test_rewind_checkpoints_hold_each_epochs_weights(dense_run):
 def test_tensorboard_files_read_back(dense_run):
     train = read_scalars(dense_run / "tensorboard" / "original" / "train")
     assert len(train["epoch_loss"]) == 4 and len(train["epoch_accuracy"]) == 4
-    assert [round(v, 5) for _, v in train["epoch_lr"]] == [0.1, 0.1, 0.01, 0.001]
+    assert [round(v, 5) for _, v in train["epoch_learning_rate"]] == [0.1, 0.1, 0.01, 0.001]
     assert all(v == pytest.approx(0.9) for _, v in train["epoch_momentum"])
     validation = read_scalars(dense_run / "tensorboard" / "original" / "validation")
     assert len(validation["epoch_accuracy"]) == 4

@@ -2,7 +2,7 @@
 
 Each works in any user's ``model.fit``; none needs the tfrewind pipeline. Example::
 
-    from tfrewind.callbacks import MomentumScheduler, ScheduleLogger
+    from tfrewind.callbacks import MomentumScheduler, ScheduleLogger, TensorBoard
     from tfrewind.schedules import OneCycleLR, OneCycleMomentum
     from tfrewind.optim import PaperSGD
 
@@ -11,7 +11,7 @@ Each works in any user's ``model.fit``; none needs the tfrewind pipeline. Exampl
     model.fit(train, epochs=epochs, callbacks=[
         MomentumScheduler(OneCycleMomentum(steps)),      # 0.95 → 0.85 → 0.95, per step
         ScheduleLogger("logs/schedule"),                   # lr and momentum to TensorBoard
-        tf_keras.callbacks.TensorBoard("logs"),
+        TensorBoard("logs"),                               # tf_keras' one, minus its late LR curve
     ])
 """
 
@@ -88,10 +88,11 @@ class ScheduleLogger(keras.callbacks.Callback):
     """Log the learning rate and momentum, per epoch (into ``logs``) and every ``every_n_steps``.
 
     Per epoch, ``lr`` and ``momentum`` — the values in force at the epoch's *first* step — are
-    added to the epoch logs, so a TensorBoard callback placed *after* this one writes them as
-    ``epoch_lr``/``epoch_momentum`` and the History records them. (TensorBoard's own
-    ``epoch_learning_rate`` is sampled at the epoch's end, i.e. the next epoch's first LR.) Per step they go to their own event file in ``log_dir`` (a separate
-    writer, so they never duplicate the TensorBoard callback's events).
+    added to the epoch logs: the History records them, and :class:`TensorBoard` placed *after* this
+    one writes them as ``epoch_learning_rate`` and ``epoch_momentum``. Per step they go to their own
+    event file in ``log_dir`` as ``step_learning_rate``/``step_momentum`` (a separate writer, so they
+    never duplicate the TensorBoard callback's events). Place it after :class:`MomentumScheduler`,
+    which sets each step's momentum in its own ``on_train_batch_begin``.
     """
 
     def __init__(self, log_dir: str | os.PathLike | None = None, every_n_steps: int = 1):
@@ -106,13 +107,16 @@ class ScheduleLogger(keras.callbacks.Callback):
             self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_begin(self, epoch, logs=None):
-        optimizer = self.model.optimizer
-        self._epoch_values = (current_lr(optimizer), get_momentum(optimizer))
+        self._epoch_values = None
 
     def on_train_batch_begin(self, batch, logs=None):
+        optimizer = self.model.optimizer
+        if batch == 0:
+            # Read at the first batch, not at epoch begin: a momentum schedule sets the first step's
+            # momentum only now (at epoch begin the last step's value is still in place).
+            self._epoch_values = (current_lr(optimizer), get_momentum(optimizer))
         if self._writer is None or batch % self.every_n_steps:
             return
-        optimizer = self.model.optimizer
         step = int(optimizer.iterations.numpy())
         with self._writer.as_default(step=step):
             tf.summary.scalar("step_learning_rate", current_lr(optimizer))
@@ -133,6 +137,33 @@ class ScheduleLogger(keras.callbacks.Callback):
             self._writer.flush()
             self._writer.close()
             self._writer = None
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """tf_keras' TensorBoard callback with one learning-rate curve, and the right one.
+
+    Why a subclass: when the LR is a schedule, tf_keras adds ``epoch_learning_rate`` by evaluating
+    it at the optimizer's step count once the epoch has *ended* — the next epoch's first LR, so its
+    curve runs one epoch late (and beside :class:`ScheduleLogger`'s exact one it made two curves that
+    disagree). Its hook for that, ``_collect_learning_rate`` (tf_keras 2.x, private), is overridden
+    here to write, under the same familiar tag, the LR in force at the epoch's first step:
+    :class:`ScheduleLogger`'s ``lr`` when it runs before this callback (kept out of TensorBoard as
+    ``epoch_lr``, so the curve is shown once), otherwise the LR read when the epoch began.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._first_step_lr: float | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._first_step_lr = current_lr(self.model.optimizer)
+
+    def _collect_learning_rate(self, logs):
+        lr = logs.pop("lr", self._first_step_lr)
+        if lr is not None:
+            logs["learning_rate"] = lr
+        return logs
 
 
 def rewind_checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:

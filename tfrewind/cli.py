@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from . import __version__
+from ._console import cli_console
 from .errors import TfrewindError
 
 EXIT_BAD_INPUT = 2
@@ -75,7 +76,8 @@ def build_config(config_path, dataset, data_dir, model, epochs, batch_size, lr, 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tfrewind")
-@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors, and everything TensorFlow prints "
+                                            "(start-up lines, warnings), which is hidden otherwise.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Prune tf_keras models and retrain them with LR rewinding, 1-cycle and friends (Le & Hua, ICLR 2021)."""
@@ -315,10 +317,30 @@ def _one_line(message: str) -> str:
     return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
+def _debug_requested(args: list[str]) -> bool:
+    """``tfrewind --debug COMMAND ...``: read before Click runs, because TensorFlow's start-up lines
+    are hidden (or not) when a command first imports it. Only the group's options, before the command."""
+    for arg in args:
+        if arg == "--debug":
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one-line errors with exit status 2 for bad input, tracebacks with --debug."""
+    """Entry point: one-line errors with exit status 2 for bad input, tracebacks with --debug.
+
+    Without --debug the console shows progress, results and errors only: TensorFlow's start-up
+    lines and the warnings of its loggers are hidden for the command (see :mod:`tfrewind._console`).
+    """
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    debug = _debug_requested(args)
+    with cli_console(debug):
+        _run(args, debug)
+
+
+def _run(args: list[str], debug: bool) -> None:
     try:
         cli.main(args=args, prog_name="tfrewind", standalone_mode=False)
     except click.exceptions.Abort:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ._keras import keras, tf
-from .callbacks import DataEpochSync, HistoryLog, MomentumScheduler, NonFiniteLossGuard, ScheduleLogger
+from .callbacks import (DataEpochSync, HistoryLog, MomentumScheduler, NonFiniteLossGuard, ScheduleLogger,
+                        TensorBoard)
 from .config import TrainConfig
 from .data import DataBundle
 from .errors import CheckpointError, TrainingDivergedError
@@ -123,7 +124,7 @@ def fit_stage(model: keras.Model, data: DataBundle, schedule: StageSchedule, *, 
     all_callbacks += [
         *callbacks,
         ScheduleLogger(log_dir / "schedule", every_n_steps=every),
-        keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch", write_graph=False, profile_batch=0),
+        TensorBoard(str(log_dir), update_freq="epoch", write_graph=False, profile_batch=0),
         history,
         keras.callbacks.BackupAndRestore(str(stage_dir / BACKUP_DIR), delete_checkpoint=False),
     ]
