@@ -3,7 +3,9 @@
 Each command parses flags into config overrides and makes one call into the public API. Bad
 input (unknown names, impossible values, missing files) exits with status 2 and a one-line
 message; ``--debug`` shows the traceback instead. TensorFlow is imported only when a command
-runs, so ``--help`` is instant.
+runs, so ``--help`` is instant. A flag that sets a config field is generated from the field
+(:mod:`tfrewind.cli_options`): this module only says which fields a command offers, under which
+flag; names to choose from come from the registries of :mod:`tfrewind.choices`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import click
 
 from . import __version__
 from ._console import cli_console
+from .choices import ORIGINAL_SCHEDULES, RETRAIN_SCHEDULES
+from .cli_options import DynamicHelpOption, RegistryChoice, config_flags, config_option, flag_names
+from .compare_config import CompareConfig
 from .errors import TfrewindError
 
 EXIT_BAD_INPUT = 2
@@ -36,25 +41,18 @@ def config_options(func):
     options = [
         click.option("--config", "config_path", type=click.Path(dir_okay=False),
                      help="YAML config file (sections data, model, train, prune, retrain, export)."),
-        click.option("--dataset", help="Dataset: digits (default, offline), synthetic, image_folder, or any "
-                                       "tensorflow-datasets name (cifar10, mnist, ...)."),
-        click.option("--data-dir", help="tensorflow-datasets data dir, or the image_folder root."),
-        click.option("--model", help="Registered model (small_cnn, resnet20/32/56/110, vgg16/19, mobilenet_v2, "
-                                     "resnet50) or a path to a tf_keras .keras/.h5 file. Default: small_cnn."),
-        click.option("--epochs", type=int, help="Original training epochs. Default: 30."),
-        click.option("--batch-size", type=int, help="Batch size. Default: 64."),
-        click.option("--lr", type=float, help="Peak learning rate of original training. Default: 0.1."),
-        click.option("--seed", type=int, help="Seed for weights, data order and augmentation. Default: 0."),
-        click.option("--deterministic/--no-deterministic", default=None,
-                     help="Turn on TensorFlow op determinism (slower, bitwise repeatable)."),
-        click.option("--strategy", type=click.Choice(["default", "mirrored", "multi_worker", "tpu"]),
-                     help="tf.distribute strategy (--batch-size is the global batch). Default: default."),
-        click.option("--mixed-precision/--no-mixed-precision", default=None,
-                     help="mixed_float16 compute, for GPUs. Default: off."),
-        click.option("--jit-compile/--no-jit-compile", default=None,
-                     help="XLA-compile the train step (slower on CPU here; try on GPU). Default: off."),
-        click.option("--out", help="Run directory. Default: a new directory under runs/. "
-                                   "Re-running on an existing run directory resumes it."),
+        config_option("--dataset", "data.name"),
+        config_option("--data-dir", "data.data_dir"),
+        config_option("--model", "model.name"),
+        config_option("--epochs", "train.epochs"),
+        config_option("--batch-size", "data.batch_size"),
+        config_option("--lr", "train.lr"),
+        config_option("--seed", "seed"),
+        config_option("--deterministic", "deterministic"),
+        config_option("--strategy", "strategy", choice=True),
+        config_option("--mixed-precision", "mixed_precision"),
+        config_option("--jit-compile", "jit_compile"),
+        config_option("--out", "out"),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override any config field, e.g. --set train.momentum=0.8 (repeatable)."),
     ]
@@ -63,15 +61,11 @@ def config_options(func):
     return func
 
 
-def build_config(config_path, dataset, data_dir, model, epochs, batch_size, lr, seed, deterministic, strategy,
-                 mixed_precision, jit_compile, out, sets, extra: dict[str, Any] | None = None):
+def build_config(config_path: str | None, sets: tuple[str, ...]):
+    """Defaults ← --config YAML ← the config flags the user gave ← --set pairs."""
     from .config import load_config
 
-    flags = {"data.name": dataset, "data.data_dir": data_dir, "model.name": model, "train.epochs": epochs,
-             "data.batch_size": batch_size, "train.lr": lr, "seed": seed, "deterministic": deterministic,
-             "strategy": strategy, "mixed_precision": mixed_precision, "jit_compile": jit_compile,
-             "out": out, **(extra or {})}
-    return load_config(config_path, _overrides(flags, sets))
+    return load_config(config_path, _overrides(config_flags(click.get_current_context()), sets))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -86,37 +80,28 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def prune_options(func):
     options = [
-        click.option("--prune", "prune_method", help="Pruning method: magnitude, global_magnitude (default), "
-                                                     "random, m_by_n, l1_filter, random_filter (none: dense only)."),
-        click.option("--sparsity", type=float, help="Target fraction of weights (or filters) removed, in (0, 1). "
-                                                    "Default 0.8."),
-        click.option("--ratios", help="Per-layer filter ratios for l1_filter/random_filter, comma-separated."),
-        click.option("--ratios-from", help="Whose per-layer ratios random pruning copies: global_magnitude "
-                                           "(default), magnitude, uniform."),
+        config_option("--prune", "prune.method", "prune_method"),
+        config_option("--sparsity", "prune.sparsity"),
+        config_option("--ratios", "prune.ratios"),
+        config_option("--ratios-from", "prune.ratios_from"),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-SCHEDULE_NAMES = ("fine_tune", "lr_rewind", "weight_rewind", "scaled_lr_restart", "one_cycle")
-
-
 @cli.command()
 @config_options
 @prune_options
-@click.option("--prune-schedule", help="When to prune: one_shot (default), gradual, iterative.")
-@click.option("--schedule", "retrain_schedule", type=click.Choice(SCHEDULE_NAMES),
-              help="Retraining schedule. Default: lr_rewind.")
-@click.option("--budget", help="Retraining budget: epochs (72) or a share of original training (45%). Default 50%.")
-@click.option("--pretrained", type=click.Path(), help="Skip original training: a model file or a run directory.")
-@click.option("--export", "export_format", type=click.Choice(["none", "tflite", "keras", "saved_model"]),
-              help="Export the final model at the end (tflite files are verified with LiteRT). Default: tflite.")
+@config_option("--prune-schedule", "prune.schedule")
+@config_option("--schedule", "retrain.schedule", "retrain_schedule", choice=True)
+@config_option("--budget", "retrain.budget")
+@config_option("--pretrained", "train.pretrained", type=click.Path())
+@config_option("--export", "export.format", "export_format", choice=True)
 @click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out RUN_DIR from its last completed "
                                              "epoch, with its saved config (flags given must agree with it).")
-def train(prune_method, sparsity, ratios, ratios_from, prune_schedule, retrain_schedule, budget, pretrained,
-          export_format, quiet: bool, resume: bool, **options) -> None:
+def train(config_path, sets, quiet: bool, resume: bool, **flags) -> None:
     """Train, then prune, retrain and evaluate as configured — the whole loop.
 
     With no options it trains the small CNN on scikit-learn's digits, offline, and writes
@@ -125,20 +110,17 @@ def train(prune_method, sparsity, ratios, ratios_from, prune_schedule, retrain_s
     """
     from .pipeline import train as run_train
 
-    if prune_method == "none":
-        given = [flag for flag, value in (("--sparsity", sparsity), ("--ratios", ratios), ("--ratios-from", ratios_from),
-                                          ("--prune-schedule", prune_schedule), ("--schedule", retrain_schedule),
-                                          ("--budget", budget)) if value is not None]
-        if given:
-            raise click.UsageError(f"{', '.join(given)} configure pruning and retraining, which --prune none skips; "
+    ctx = click.get_current_context()
+    given = config_flags(ctx)
+    if given.get("prune.method") == "none":
+        unused = [flag for key, flag in flag_names(ctx).items()
+                  if key.startswith(("prune.", "retrain.")) and key != "prune.method" and key in given]
+        if unused:
+            raise click.UsageError(f"{', '.join(unused)} configure pruning and retraining, which --prune none skips; "
                                    "drop them or choose a pruning method")
     if resume:
-        options["config_path"] = _resume_config(options.get("out"), options.get("config_path"))
-    extra = {"prune.method": prune_method, "prune.sparsity": sparsity, "prune.ratios": ratios,
-             "prune.ratios_from": ratios_from, "prune.schedule": prune_schedule,
-             "retrain.schedule": retrain_schedule, "retrain.budget": budget, "train.pretrained": pretrained,
-             "export.format": export_format}
-    config = build_config(**options, extra=extra)
+        config_path = _resume_config(given.get("out"), config_path)
+    config = build_config(config_path, sets)
     result = run_train(config, verbose=0 if quiet else 2, resume=resume)
     _print_summary(result)
 
@@ -160,13 +142,13 @@ def _resume_config(out: str | None, config_path: str | None) -> str | None:
 
 
 @cli.command()
-@click.option("--schedule", "names", default="lr_rewind", show_default=True,
-              help=f"Schedule to preview ({', '.join(SCHEDULE_NAMES)}); for PNG a comma list or 'all'.")
+@click.option("--schedule", "names", default="lr_rewind", show_default=True, cls=DynamicHelpOption,
+              help_text=lambda: f"Schedule to preview ({', '.join(RETRAIN_SCHEDULES)}); for PNG a comma list or 'all'.")
 @click.option("--budget", default="72", show_default=True, help="Retraining epochs, or a share such as 45%.")
 @click.option("--original-epochs", default=160, show_default=True, type=int, help="Original training epochs T.")
 @click.option("--original-lr", default=0.1, show_default=True, type=float, help="Original peak learning rate.")
 @click.option("--original-schedule", default="step", show_default=True,
-              type=click.Choice(["step", "cosine", "one_cycle"]), help="Shape of the original schedule.")
+              type=RegistryChoice(ORIGINAL_SCHEDULES), help="Shape of the original schedule.")
 @click.option("--milestones", default="80,120", show_default=True, help="Original step-decay epochs (×0.1 each).")
 @click.option("--steps-per-epoch", default=782, show_default=True, type=int,
               help="Optimizer steps per epoch (782 = CIFAR-10 at batch 64).")
@@ -177,12 +159,12 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
              per_step, fmt, out) -> None:
     """Preview a retraining schedule: CSV (epoch,lr,momentum) to stdout, or a PNG like the paper's Figure 1."""
     from .config import parse_budget, _coerce
-    from .preview import ALL_SCHEDULES, describe_original, plot_schedules, rows_to_csv, schedule_rows
+    from .preview import describe_original, plot_schedules, rows_to_csv, schedule_rows
 
-    chosen = list(ALL_SCHEDULES) if names == "all" else [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in chosen if n not in SCHEDULE_NAMES]
+    chosen = RETRAIN_SCHEDULES.names() if names == "all" else [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in RETRAIN_SCHEDULES]
     if unknown:
-        raise click.BadParameter(f"unknown schedule {unknown[0]!r}; choose from {', '.join(SCHEDULE_NAMES)}",
+        raise click.BadParameter(f"unknown schedule {unknown[0]!r}; choose from {', '.join(RETRAIN_SCHEDULES)}",
                                  param_hint="--schedule")
     epochs = parse_budget(budget, original_epochs)
     original = describe_original(original_epochs, original_lr, _coerce(milestones, list[int], "--milestones"),
@@ -199,17 +181,14 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
 @cli.command("prune")
 @click.argument("model_path", type=click.Path())
 @prune_options
-@click.option("--seed", type=int, help="Seed for random masks/filters. Default 0.")
+@config_option("--seed", "seed")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--out", help="Pruned model path. Default: MODEL_pruned.keras beside MODEL.")
-def prune_command(model_path, prune_method, sparsity, ratios, ratios_from, seed, config_path, out) -> None:
+def prune_command(model_path, config_path, out, **flags) -> None:
     """Prune a saved tf_keras model once and save it with its per-layer report (MODEL_pruned.json)."""
-    from .config import load_config
     from .pipeline import prune_file
 
-    config = load_config(config_path, _overrides({"prune.method": prune_method, "prune.sparsity": sparsity,
-                                                  "prune.ratios": ratios, "prune.ratios_from": ratios_from,
-                                                  "seed": seed}, ()))
+    config = build_config(config_path, ())
     path, report = prune_file(model_path, config, out)
     click.echo(f"pruned model: {path}")
     for key in ("sparsity", "params_before", "params_after", "flops_before", "flops_after"):
@@ -220,31 +199,28 @@ def prune_command(model_path, prune_method, sparsity, ratios, ratios_from, seed,
 @cli.command()
 @click.argument("model_path", type=click.Path())
 @config_options
-@click.option("--schedule", "retrain_schedule", type=click.Choice(SCHEDULE_NAMES), help="Default: lr_rewind.")
-@click.option("--budget", help="Retraining epochs (72) or a share of original training (45%). Default 50%.")
-@click.option("--pretrained", type=click.Path(), help="The original run directory: its recorded schedule and "
-                                                      "checkpoints (needed by weight_rewind).")
+@config_option("--schedule", "retrain.schedule", "retrain_schedule", choice=True)
+@config_option("--budget", "retrain.budget")
+@config_option("--pretrained", "train.pretrained", type=click.Path())
 @click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
-def retrain(model_path, retrain_schedule, budget, pretrained, quiet, **options) -> None:
+def retrain(model_path, config_path, sets, quiet, **flags) -> None:
     """Retrain an already pruned model with a schedule; the original schedule comes from --pretrained
     RUN_DIR or from --epochs/--lr/--set train.milestones=... ."""
     from .pipeline import retrain_model
 
-    extra = {"retrain.schedule": retrain_schedule, "retrain.budget": budget, "train.pretrained": pretrained}
-    config = build_config(**options, extra=extra)
+    config = build_config(config_path, sets)
     _print_summary(retrain_model(model_path, config, verbose=0 if quiet else 2))
 
 
 @cli.command("export")
 @click.argument("source", type=click.Path())
-@click.option("--format", "fmt", default="tflite", show_default=True,
-              type=click.Choice(["tflite", "keras", "saved_model"]))
-@click.option("--quantize", default="none", show_default=True, type=click.Choice(["none", "dynamic", "int8", "float16"]))
-@click.option("--sparse/--no-sparse", default=None, help="Sparse TFLite encoding. Default: on when weights are sparse.")
+@config_option("--format", "export.format", "fmt", choice=True, exclude=("none",))
+@config_option("--quantize", "export.quantize", choice=True)
+@config_option("--sparse", "export.sparse")
 @click.option("--out", help="Output directory. Default: RUN_DIR/export, or MODEL_export/ beside a model file.")
-@click.option("--dataset", help="Data for verification, calibration and accuracy when SOURCE is a model file "
-                                "(a run directory brings its own). Default: digits.")
-@click.option("--data-dir", help="tensorflow-datasets data dir, or the image_folder root.")
+@config_option("--dataset", "data.name", note="Used for verification, calibration and accuracy when SOURCE is a "
+                                             "model file (a run directory brings its own).")
+@config_option("--data-dir", "data.data_dir")
 @click.option("--xnnpack-sparse", is_flag=True, help="Check XNNPack's sparse-inference rules; name the layer that breaks them.")
 @click.option("--allow-select-tf-ops", is_flag=True, help="Allow TensorFlow (Select TF) ops the device runtime may lack.")
 def export_command(source, fmt, quantize, sparse, out, dataset, data_dir, xnnpack_sparse, allow_select_tf_ops) -> None:
@@ -262,19 +238,19 @@ def export_command(source, fmt, quantize, sparse, out, dataset, data_dir, xnnpac
 @cli.command("compare")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
               help="Compare YAML (e.g. configs/compare/digits.yaml): run-config sections plus grid: and out:.")
-@click.option("--out", help="Output directory (overrides out: in the YAML). Re-running on it resumes the sweep.")
-@click.option("--seeds", help="Comma list of seeds (overrides grid.seeds).")
+@config_option("--out", "out", root=CompareConfig, note="Overrides out: in the YAML.")
+@config_option("--seeds", "grid.seeds", root=CompareConfig, note="Overrides grid.seeds.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any field, e.g. --set train.epochs=20, --set grid.budgets=25%,50%, "
                    "--set grid.methods=global_magnitude:0.9,random:0.9 (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Validate the config and list the cells, train nothing.")
 @click.option("--verbose", is_flag=True, help="Keras per-epoch lines for every run (default: quiet, a bar over cells).")
-def compare_command(config_path, out, seeds, sets, dry_run, verbose) -> None:
+def compare_command(config_path, sets, dry_run, verbose, **flags) -> None:
     """One original training, then methods × schedules × budgets × seeds, one run directory per cell;
     finished cells are skipped on a re-run. Writes results.csv, results.md and PNG plots into --out."""
     from .compare import cell_done, load_compare_config, run_compare
 
-    config = load_compare_config(config_path, _overrides({"out": out, "grid.seeds": seeds}, sets))
+    config = load_compare_config(config_path, _overrides(config_flags(click.get_current_context()), sets))
     if dry_run:
         cells = config.cells()
         for cell in cells:

@@ -59,6 +59,7 @@ class GridConfig:
     budgets: list[str] = field(default_factory=lambda: ["50%"])
     """Retraining epochs (``72``) or shares of original training (``45%``)."""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """Seeds: every method × schedule × budget runs once per seed."""
 
 
 @dataclass
@@ -68,6 +69,7 @@ class CompareConfig:
     base: RunConfig
     grid: GridConfig
     out: str
+    """Output directory: one run directory per cell, results and plots. Re-running on it resumes the sweep."""
     description: str = ""
 
     @property

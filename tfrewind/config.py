@@ -3,8 +3,12 @@
 Why dataclasses (as in open_lth's hparams): one typed, documented source of truth per stage that
 is written next to every run, so a run directory says exactly how it was made. Validation happens
 once, here at the edge, and every message names the field (``train.lr``) and what is allowed.
-Names that live in registries (datasets, models, methods, schedules) are checked by the
-registries themselves before anything is written (see :func:`tfrewind.pipeline.validate`).
+Fields whose value is a name carry their registry (:mod:`tfrewind.choices`) in ``metadata``:
+the CLI lists and accepts what it holds, and the closed choices (schedules of original training,
+strategies, export formats, …) are checked here against it. Names that need their builders
+(datasets, models, pruning methods, retraining schedules) are checked by the registries
+themselves before anything is written (see :func:`tfrewind.pipeline.validate`). Each field's
+docstring is its documentation and its ``--help`` text (:mod:`tfrewind.config_fields`).
 """
 
 from __future__ import annotations
@@ -16,18 +20,19 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Iterable, Union
 
 import yaml
 
+from .choices import (AUGMENTATIONS, EXPORT_FORMATS, ORIGINAL_SCHEDULES, PRUNE_METHODS, PRUNING_SCHEDULES,
+                      QUANTIZE_MODES, RETRAIN_SCHEDULES, STRATEGIES)
 from .errors import ConfigError
+from .registry import Registry
 
-ORIGINAL_SCHEDULES = ("step", "cosine", "one_cycle")
-AUGMENTATIONS = ("auto", "none", "cifar", "crop")
-PRUNING_SCHEDULES = ("one_shot", "gradual", "iterative")
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-EXPORT_FORMATS = ("none", "tflite", "keras", "saved_model")
-QUANTIZE_MODES = ("none", "dynamic", "int8", "float16")
+
+def _named(default: str, registry: Registry[Any]) -> Any:
+    """A field whose value is a name from ``registry`` (what the CLI lists and accepts)."""
+    return field(default=default, metadata={"choices": registry})
 
 
 @dataclass
@@ -35,17 +40,21 @@ class DataConfig:
     """Which data, and how it is fed."""
 
     name: str = "digits"
-    """Registered dataset (``digits``, ``image_folder``, ``mock``) or any tensorflow-datasets name."""
+    """Registered dataset (``digits``: offline, ``synthetic``, ``image_folder``) or any tensorflow-datasets
+    name (``cifar10``, ``mnist``, …)."""
     data_dir: str | None = None
     """tensorflow-datasets data dir, or the root folder for ``image_folder``."""
     batch_size: int = 64
+    """Batch size (the global batch under a distribution strategy)."""
     validation_fraction: float = 0.1
     """Share of the training split held out for validation (never the test split)."""
-    augment: str = "auto"
-    """``auto`` (pad-4 crop + flip for 32×32 colour images, none otherwise), ``none``, ``cifar``, ``crop``."""
+    augment: str = _named("auto", AUGMENTATIONS)
+    """Training augmentation: ``auto`` (pad-4 crop + flip for 32×32 colour images, none otherwise), ``none``,
+    ``cifar`` (crop + flip), ``crop``."""
     image_size: int | None = None
     """Resize images to this square size (needed for datasets of mixed sizes, e.g. imagenette)."""
     shuffle_buffer: int = 10_000
+    """Training examples in the shuffle buffer (capped at the training split's size)."""
     download: bool = True
     """Allow tensorflow-datasets to download a dataset that is not prepared in ``data_dir``."""
 
@@ -62,6 +71,8 @@ class ModelConfig:
     """Which network: a registered name or a path to a ``.keras``/``.h5`` tf_keras model."""
 
     name: str = "small_cnn"
+    """Registered model (``small_cnn``, ``resnet20``/``32``/``56``/``110``, ``vgg16``/``19``, ``mobilenet_v2``,
+    ``resnet50``) or a path to a tf_keras ``.keras``/``.h5`` file."""
 
 
 @dataclass
@@ -69,18 +80,24 @@ class TrainConfig:
     """Original (dense) training; its LR schedule is recorded because LR rewinding replays it."""
 
     epochs: int = 30
+    """Original training epochs."""
     lr: float = 0.1
+    """Peak learning rate of original training."""
     momentum: float = 0.9
+    """SGD momentum (retraining keeps it, except 1-cycle, which cycles its own)."""
     weight_decay: float = 1e-4
     """PyTorch-style (coupled) weight decay on every weight, as in the paper's code."""
-    schedule: str = "step"
+    schedule: str = _named("step", ORIGINAL_SCHEDULES)
+    """Shape of the original LR schedule (``step``: ×``gamma`` at each milestone)."""
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
     """Step-decay epochs: all in (0, 1) as fractions of ``epochs``, or all ≥ 1 as epoch numbers."""
     gamma: float = 0.1
+    """Step decay: the LR is multiplied by ``gamma`` at each milestone."""
     checkpoint_epochs: Union[list[int], str] = "auto"
     """Epochs whose weights are kept for weight rewinding: ``auto``, ``all``, ``none`` or a list."""
     pretrained: str | None = None
-    """Skip original training and start from this model file or run directory."""
+    """Skip original training and start from this model file or finished run directory (whose recorded
+    schedule and checkpoints LR and weight rewinding replay)."""
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "train.epochs", "must be a positive integer")
@@ -128,20 +145,23 @@ class TrainConfig:
 class PruneConfig:
     """What to remove, and when."""
 
-    method: str = "global_magnitude"
-    """``none`` (dense training only) or a registered pruning method (the paper's unstructured default)."""
+    method: str = _named("global_magnitude", PRUNE_METHODS)
+    """Pruning method, or ``none`` for dense training only."""
     sparsity: float = 0.8
     """Target fraction of weights (or filters) removed, in (0, 1)."""
     ratios: list[float] | None = None
-    """Per-layer filter ratios for structured methods (overrides ``sparsity``)."""
+    """Per-layer filter ratios for structured methods, one per prunable conv (overrides ``sparsity``)."""
     ratios_from: str = "global_magnitude"
-    """Reference method whose per-layer ratios ``random`` copies (other methods refuse another value)."""
+    """Whose per-layer ratios ``random`` copies: a pruning method's (``global_magnitude``, ``magnitude``) or
+    ``uniform`` (other methods refuse another value)."""
     preset: str | None = None
     """Named per-layer filter ratios from the paper (``resnet56-A``, ``resnet56-B``, ``vgg16-A``, …)."""
     policy: str | None = None
     """``xnnpack``: tfmot's PruneForLatencyOnXNNPack (prune only what XNNPack's sparse kernels run);
     unstructured methods only."""
-    schedule: str = "one_shot"
+    schedule: str = _named("one_shot", PRUNING_SCHEDULES)
+    """When to prune: once before retraining, gradually during it (tfmot's polynomial decay), or in
+    prune-retrain rounds."""
     rounds: int = 3
     """Iterative pruning: number of prune-retrain rounds (other schedules refuse another value)."""
 
@@ -167,16 +187,22 @@ class PruneConfig:
 class RetrainConfig:
     """How the pruned network is retrained (the paper's subject)."""
 
-    schedule: str = "lr_rewind"
+    schedule: str = _named("lr_rewind", RETRAIN_SCHEDULES)
+    """Retraining schedule (Le & Hua 2021: fine-tuning, LR rewinding, weight rewinding, scaled LR restart, 1-cycle)."""
     budget: str = "50%"
-    """Epochs (``72``) or a share of original training (``45%``)."""
+    """Retraining budget: epochs (``72``) or a share of original training (``45%``)."""
     fine_tune_lr: float | None = None
     """Fine-tuning LR; default: the last LR of the original schedule."""
     div_factor: float = 100.0
+    """1-cycle: it starts at the peak LR / ``div_factor``."""
     final_div_factor: float = 100.0
+    """1-cycle: it ends at its start LR / ``final_div_factor``."""
     pct_start: float = 0.1
+    """1-cycle: share of the steps spent rising to the peak LR."""
     max_momentum: float = 0.95
+    """1-cycle: momentum at the start and the end."""
     base_momentum: float = 0.85
+    """1-cycle: momentum at the peak LR."""
 
     def validate(self) -> None:
         self.budget_epochs(original_epochs=1_000_000)
@@ -196,10 +222,11 @@ class RetrainConfig:
 class ExportConfig:
     """Edge export after the last stage."""
 
-    format: str = "tflite"
-    """``tflite`` (verified with LiteRT), ``keras``, ``saved_model``, or ``none`` to skip export."""
-    quantize: str = "none"
-    """``none`` (float32), ``dynamic``, ``int8`` (full integer, calibrated on training images), ``float16``."""
+    format: str = _named("tflite", EXPORT_FORMATS)
+    """Export the final model at the end (``tflite`` files are verified with LiteRT; ``none``: no export)."""
+    quantize: str = _named("none", QUANTIZE_MODES)
+    """TFLite quantization: ``dynamic`` (int8 weights), ``int8`` (full integer, calibrated on training images),
+    ``float16``; ``none``: float32."""
     sparse: bool | None = None
     """Sparse TFLite encoding; default: on when the weights are sparse (and the file still runs). tflite only."""
 
@@ -223,8 +250,10 @@ class RunConfig:
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     seed: int = 0
+    """Seed for weights, data order, augmentation and random masks/filters."""
     deterministic: bool = False
-    strategy: str = "default"
+    """Turn on TensorFlow op determinism (slower, bitwise repeatable)."""
+    strategy: str = _named("default", STRATEGIES)
     """tf.distribute strategy: ``default`` (one device), ``mirrored`` (all local GPUs/devices),
     ``multi_worker`` (TF_CONFIG), ``tpu``. ``data.batch_size`` is the global batch."""
     mixed_precision: bool = False
@@ -232,7 +261,8 @@ class RunConfig:
     jit_compile: bool = False
     """XLA-compile the train step (measured ~2.6× slower on a 2-core CPU; may help on GPUs)."""
     out: str | None = None
-    """Run directory; default: a new directory under ``runs/``."""
+    """Run directory; default: a new directory under ``runs/``. Re-running on an existing run directory
+    resumes it."""
 
     def validate(self) -> "RunConfig":
         for section in (self.data, self.train, self.prune, self.retrain, self.export):
@@ -411,5 +441,6 @@ def _check(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
-def _check_choice(value: str, allowed: tuple[str, ...], key: str) -> None:
+def _check_choice(value: str, allowed: Iterable[str], key: str) -> None:
+    """``allowed``: a registry of :mod:`tfrewind.choices` (names registered at run time count) or names."""
     _check(value in allowed, key, f"{value!r} is not allowed; choose one of: {', '.join(allowed)}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import RetrainConfig, TrainConfig
-from .retraining import RETRAIN_SCHEDULES, OriginalRecord, build_retrain_schedule, schedule_table
+from .retraining import OriginalRecord, build_retrain_schedule, schedule_table
 
 
 def describe_original(epochs: int, lr: float, milestones: Sequence[int], steps_per_epoch: int,
@@ -78,5 +78,3 @@ def original_schedule_stage(original: OriginalRecord):
 
     return StageSchedule(original.schedule, momentum=original.momentum, epochs=original.epochs)
 
-
-ALL_SCHEDULES = tuple(RETRAIN_SCHEDULES.names())

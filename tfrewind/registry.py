@@ -1,7 +1,14 @@
-"""A tiny name → builder registry, shared by datasets, models, pruning methods and schedules.
+"""A tiny name → builder registry, shared by every choice a user can make.
 
 Why: adding a model (or dataset, method, schedule) should be adding one entry, and an unknown
 name should produce the same clear error everywhere: it names the kind and lists the choices.
+The CLI's choices, its ``--help`` and the config's validation all read the registry, so a name
+registered at run time is accepted everywhere at once.
+
+Why names can be *declared* before they are registered: most builders live in modules that import
+TensorFlow (half a minute on a busy 2-core machine), while ``--help`` and config validation must
+not. :mod:`tfrewind.choices` declares the built-in names in a light module; the module that
+implements a name registers its builder under it (a test checks that the two agree).
 """
 
 from __future__ import annotations
@@ -14,10 +21,16 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to builders; ``register`` is a decorator, ``get`` raises a helpful error."""
+    """Maps names to builders; ``register`` is a decorator, ``get`` raises a helpful error.
 
-    def __init__(self, kind: str) -> None:
+    ``ordered``: list names in declaration/registration order (e.g. the paper's order of the
+    schedules) instead of alphabetically.
+    """
+
+    def __init__(self, kind: str, *, ordered: bool = False, declare: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.ordered = ordered
+        self._declared: dict[str, None] = dict.fromkeys(declare)
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -29,19 +42,34 @@ class Registry(Generic[T]):
 
         return add
 
+    def unregister(self, name: str) -> None:
+        """Forget ``name`` (its builder and its declaration): for plugins and tests that clean up."""
+        self._entries.pop(name, None)
+        self._declared.pop(name, None)
+
     def get(self, name: str) -> T:
         try:
             return self._entries[name]
         except KeyError:
+            if name in self._declared:
+                raise LookupError(f"{self.kind} {name!r} is declared but its module was not imported") from None
             raise ConfigError(
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
             ) from None
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        """Every name a user may choose: the declared ones and those registered since."""
+        names = list(dict.fromkeys([*self._declared, *self._entries]))
+        return names if self.ordered else sorted(names)
+
+    def declared(self) -> set[str]:
+        return set(self._declared)
+
+    def implemented(self) -> set[str]:
+        return set(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._declared or name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

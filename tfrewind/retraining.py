@@ -12,7 +12,8 @@ Definitions (budget E epochs, original training T epochs with schedule lr_orig):
 * ``one_cycle`` (CLR): PyTorch's OneCycleLR up to the original peak LR, with momentum cycled.
 
 Why a registry of functions: adding a schedule is adding one entry that maps the original
-record, the budget and the retraining config to a :class:`~tfrewind.training.StageSchedule`.
+record, the budget and the retraining config to a :class:`~tfrewind.training.StageSchedule`
+(the registry lives in :mod:`tfrewind.choices`, where ``--help`` reads the names without TensorFlow).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import numpy as np
 
 from ._keras import keras, tf
 from .callbacks import rewind_checkpoint_path
+from .choices import RETRAIN_SCHEDULES
 from .config import RetrainConfig, TrainConfig
 from .errors import CheckpointError, ConfigError
 from .io import read_json
-from .registry import Registry
 from .schedules import (ConstantLR, OffsetLR, OneCycleLR, OneCycleMomentum, Schedule, peak_lr,
                         scaled_lr_restart)
 from .training import StageSchedule, original_schedule
@@ -73,7 +74,6 @@ class OriginalRecord:
 
 
 ScheduleBuilder = Callable[[OriginalRecord, int, RetrainConfig], StageSchedule]
-RETRAIN_SCHEDULES: Registry[ScheduleBuilder] = Registry("retraining schedule")
 
 
 def build_retrain_schedule(name: str, original: OriginalRecord, budget_epochs: int,

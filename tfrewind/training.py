@@ -12,11 +12,12 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ._keras import keras, tf
 from .callbacks import (DataEpochSync, HistoryLog, MomentumScheduler, NonFiniteLossGuard, ScheduleLogger,
                         TensorBoard)
+from .choices import ORIGINAL_SCHEDULES, STRATEGIES
 from .config import TrainConfig
 from .data import DataBundle
 from .errors import CheckpointError, TrainingDivergedError
@@ -37,12 +38,17 @@ def set_seed(seed: int, deterministic: bool = False) -> None:
 
 
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    """The tf.distribute strategy registered as ``name`` in :data:`~tfrewind.choices.STRATEGIES`."""
+    return STRATEGIES.get(name)()
+
+
+STRATEGIES.register("default")(tf.distribute.get_strategy)
+STRATEGIES.register("mirrored")(tf.distribute.MirroredStrategy)
+STRATEGIES.register("multi_worker")(tf.distribute.MultiWorkerMirroredStrategy)
+
+
+@STRATEGIES.register("tpu")
+def _tpu_strategy() -> tf.distribute.Strategy:
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
@@ -60,19 +66,33 @@ class StageSchedule:
     description: dict[str, Any] = field(default_factory=dict)
 
 
+OriginalBuilder = Callable[[TrainConfig, int], StageSchedule]
+"""``(config.train, steps_per_epoch) -> StageSchedule``: one entry of :data:`~tfrewind.choices.ORIGINAL_SCHEDULES`."""
+
+
 def original_schedule(config: TrainConfig, steps_per_epoch: int) -> StageSchedule:
     """The original-training schedule named by ``config.schedule`` (recorded for LR rewinding)."""
+    builder: OriginalBuilder = ORIGINAL_SCHEDULES.get(config.schedule)
+    return builder(config, steps_per_epoch)
+
+
+@ORIGINAL_SCHEDULES.register("step")
+def _step(config: TrainConfig, steps_per_epoch: int) -> StageSchedule:
+    lr = StepDecayLR(config.lr, config.milestone_epochs(), config.gamma, steps_per_epoch)
+    return StageSchedule(lr=lr, momentum=config.momentum, epochs=config.epochs)
+
+
+@ORIGINAL_SCHEDULES.register("cosine")
+def _cosine(config: TrainConfig, steps_per_epoch: int) -> StageSchedule:
+    lr = CosineLR(config.lr, config.epochs * steps_per_epoch)
+    return StageSchedule(lr=lr, momentum=config.momentum, epochs=config.epochs)
+
+
+@ORIGINAL_SCHEDULES.register("one_cycle")
+def _one_cycle(config: TrainConfig, steps_per_epoch: int) -> StageSchedule:
     total = config.epochs * steps_per_epoch
-    momentum_schedule = None
-    if config.schedule == "step":
-        lr = StepDecayLR(config.lr, config.milestone_epochs(), config.gamma, steps_per_epoch)
-    elif config.schedule == "cosine":
-        lr = CosineLR(config.lr, total)
-    else:
-        lr = OneCycleLR(config.lr, total)
-        momentum_schedule = OneCycleMomentum(total)
-    return StageSchedule(lr=lr, momentum=config.momentum, momentum_schedule=momentum_schedule,
-                         epochs=config.epochs)
+    return StageSchedule(lr=OneCycleLR(config.lr, total), momentum=config.momentum,
+                         momentum_schedule=OneCycleMomentum(total), epochs=config.epochs)
 
 
 def compile_model(model: keras.Model, schedule: StageSchedule, weight_decay: float, jit_compile: bool = False) -> None:

@@ -29,10 +29,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .._keras import keras, tf
+from ..choices import QUANTIZE_MODES
 from .errors import ExportError, UnsupportedOpError
 from .stats import fingerprint
 
-QUANTIZE_MODES = ("none", "dynamic", "int8", "float16")
 _CACHE: OrderedDict[tuple, bytes] = OrderedDict()
 _CACHE_SIZE = 16
 

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .._keras import keras, tf
+from ..choices import EXPORT_FORMATS
 from ..data import DataBundle
 from ..models import load_model_file, save_model_atomic
 from .convert import QUANTIZE_MODES, Encoding, convert
@@ -26,7 +27,8 @@ from .tflite_file import TfliteInfo, inspect_tflite, match_layer
 from .verify import LiteRTLoadError, LiteRTModel, compare, keras_predict, top1_accuracy
 from .xnnpack import check_xnnpack_sparse
 
-FORMATS = ("tflite", "keras", "saved_model")
+FORMATS = tuple(name for name in EXPORT_FORMATS if name != "none")
+"""The formats a model can be exported to (the config's ``none`` means no export)."""
 AUTO_SPARSE_THRESHOLD = 0.4
 """Sparse encoding by default from 40 % zeros in Conv/Dense kernels. Measured on small_cnn: at 30 %
 the sparse file is 4 % smaller raw but larger gzipped; from 40 % it is smaller both ways (23 %

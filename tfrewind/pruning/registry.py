@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .._keras import keras
+from ..choices import PRUNE_METHODS
 from ..errors import ConfigError
 from ..registry import Registry
 
@@ -75,7 +76,8 @@ class Method:
     to run on the untrained model before original training."""
 
 
-METHODS: Registry[Method] = Registry("pruning method")
+METHODS: Registry[Method] = PRUNE_METHODS
+"""Declared in :mod:`tfrewind.choices` (so ``--help`` lists the methods without TensorFlow)."""
 
 
 def register(name: str, structured: bool, supports_gradual: bool = False, description: str = "",

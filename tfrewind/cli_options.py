@@ -1,0 +1,141 @@
+"""Click options generated from config fields, and choices read from registries.
+
+Why: a flag that sets a config field takes its type, default and help from the dataclass field
+(:mod:`tfrewind.config_fields`), so ``--help`` cannot drift from the config. Its click default
+stays ``None`` — "not given" — so that a ``--config`` YAML is only overridden by flags the user
+typed; the help shows the field's default instead. Names (schedules, methods, formats) are read
+from their registry each time help is shown or a value is parsed, so a name registered at run
+time is listed and accepted without touching the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Callable
+
+import click
+
+from .config import RunConfig
+from .config_fields import FieldSpec, field_spec
+from .registry import Registry
+
+_TYPES: dict[Any, click.ParamType] = {int: click.INT, float: click.FLOAT, str: click.STRING}
+
+
+class RegistryChoice(click.Choice):
+    """``click.Choice`` over a registry's names (minus ``exclude``), read when parsed or shown."""
+
+    def __init__(self, registry: Registry[Any], exclude: tuple[str, ...] = ()) -> None:
+        # No super().__init__: it would freeze the names into a tuple.
+        self.registry = registry
+        self.exclude = frozenset(exclude)
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(name for name in self.registry.names() if name not in self.exclude)
+
+
+class DynamicHelpOption(click.Option):
+    """An option whose help text is computed when help is shown (it lists what is registered then)."""
+
+    def __init__(self, *args: Any, help_text: Callable[[], str], **attrs: Any) -> None:
+        super().__init__(*args, **attrs)
+        self.help_text = help_text  # not called yet: commands are built on every start, help is rarely shown
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = self.help_text()
+        return super().get_help_record(ctx)
+
+
+class ConfigOption(DynamicHelpOption):
+    """A flag that sets the config field ``key`` (dotted, below dataclass ``root``).
+
+    ``choice``: refuse names outside the field's registry while parsing (click's message); else the
+    config or the registry refuses them later with theirs. ``exclude``: registry names this
+    command does not offer. ``note``: what the flag means for this command, after the field's doc.
+    """
+
+    def __init__(self, param_decls: list[str], *, key: str, root: type = RunConfig, choice: bool = False,
+                 exclude: tuple[str, ...] = (), note: str = "", **attrs: Any) -> None:
+        self.key, self.root, self.note = key, root, note
+        spec = self.spec()
+        hint = _without_none(spec.hint)
+        flag, *name = param_decls
+        if choice and spec.choices is None:
+            raise ValueError(f"{key} names no registry to choose from")
+        if hint is bool:
+            param_decls = [f"{flag}/--no-{flag[2:]}", *name]
+        elif choice:
+            attrs["type"] = RegistryChoice(spec.choices, exclude)
+        elif "type" in attrs:  # e.g. click.Path(): a metavar that says what to give
+            pass
+        elif hint in _TYPES:
+            attrs["type"] = _TYPES[hint]
+        else:  # lists (and unions with lists) are parsed by the config: "0.5,0.3"
+            attrs["metavar"] = _list_metavar(hint)
+        self.lists_choices = spec.choices is not None and not choice  # a Choice shows them itself
+        super().__init__(param_decls, default=None, help_text=self.render_help, **attrs)
+
+    def spec(self) -> FieldSpec:
+        return field_spec(self.key, self.root)
+
+    def render_help(self) -> str:
+        spec = self.spec()
+        parts = [spec.doc]
+        if self.lists_choices:
+            parts.append(f"Choices: {', '.join(spec.choices.names())}.")
+        parts.append(self.note)
+        text = " ".join(part for part in parts if part)
+        shown = _shown(spec.default)
+        return f"{text}  [default: {shown}]" if shown is not None else text
+
+
+def config_option(flag: str, key: str, name: str | None = None, **attrs: Any) -> Callable:
+    """Decorator: ``flag`` sets config field ``key``; ``name`` is the function parameter it fills."""
+    return click.option(flag, *([name] if name else []), cls=ConfigOption, key=key, **attrs)
+
+
+def config_flags(ctx: click.Context) -> dict[str, Any]:
+    """The config fields the user set by flags on this command: {dotted key: value}."""
+    return {param.key: ctx.params[param.name] for param in _config_params(ctx)
+            if ctx.params.get(param.name) is not None}
+
+
+def flag_names(ctx: click.Context) -> dict[str, str]:
+    """{dotted key: the flag that sets it} for this command, in the order ``--help`` lists them."""
+    return {param.key: param.opts[0] for param in _config_params(ctx)}
+
+
+def _config_params(ctx: click.Context) -> list[ConfigOption]:
+    return [param for param in ctx.command.params if isinstance(param, ConfigOption)]
+
+
+def _shown(value: Any) -> str | None:
+    """A default as the flag takes it (lists comma-separated); a bool flag pair: on or off; none: not shown."""
+    if value is None or value is dataclasses.MISSING:
+        return None
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _without_none(hint: Any) -> Any:
+    """``X | None`` → ``X``; other hints unchanged."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        rest = [arg for arg in args if arg is not type(None)]
+        return rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]
+    return hint
+
+
+def _list_metavar(hint: Any) -> str:
+    """``list[float]`` → ``FLOAT,...``: lists are given comma-separated."""
+    for arg in (hint, *typing.get_args(hint)):
+        if typing.get_origin(arg) is list:
+            (item,) = typing.get_args(arg)
+            return f"{_TYPES.get(item, click.STRING).name.upper()},..."
+    return "TEXT"
