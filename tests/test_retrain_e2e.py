@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tbreader import read_scalars
-from clirun import run_ok
+from clirun import run_cli, run_ok
 from tfrewind.cli import main
 from tfrewind.config import PruneConfig
 from tfrewind.models import build_model
@@ -134,3 +134,37 @@ def _yaml(tmp_path, text):
     path = tmp_path / "c.yaml"
     path.write_text(text)
     return path
+
+
+def test_retrain_command_rewinds_a_filter_pruned_file(dense_run, tmp_path, capsys):
+    """`retrain MODEL_pruned.keras --schedule weight_rewind` slices the checkpoint with the kept filters
+    that `prune` wrote beside the file; without them it refuses in one line."""
+    from tfrewind.models import load_model_file
+
+    pruned = tmp_path / "model_pruned.keras"
+    run_ok(["prune", dense_run / "original" / "model.keras", "--prune", "l1_filter", "--sparsity", "0.5",
+            "--out", pruned])
+    out = tmp_path / "wr"
+    run_ok(["retrain", pruned, "--pretrained", dense_run, "--epochs", "4", "--schedule", "weight_rewind",
+            "--budget", "1", "--out", out, "--quiet"])
+    metrics = json.loads((out / "retrain" / "metrics.json").read_text())
+    assert metrics["schedule_details"]["rewind_to_epoch"] == 3
+    report = json.loads(pruned.with_suffix(".json").read_text())["report"]
+    retrained = load_model_file(out / "retrain" / "model.keras")
+    for row in report["layers"]:
+        assert retrained.get_layer(row["layer"]).kernel.shape[-1] == len(row["kept_filters"])
+    # Pruned again: the record keeps indices of the dense model, so the checkpoint still slices right.
+    twice = tmp_path / "model_pruned_pruned.keras"
+    run_ok(["prune", pruned, "--prune", "l1_filter", "--sparsity", "0.5", "--out", twice])
+    record = json.loads(twice.with_suffix(".json").read_text())
+    for row in report["layers"]:
+        dense_kept = record["kept_filters"][row["layer"]]
+        assert set(dense_kept) < set(row["kept_filters"]) and len(dense_kept) == len(row["kept_filters"]) // 2
+    run_ok(["retrain", twice, "--pretrained", dense_run, "--epochs", "4", "--schedule", "weight_rewind",
+            "--budget", "1", "--out", tmp_path / "wr_twice", "--quiet"])
+    pruned.with_suffix(".json").unlink()
+    capsys.readouterr()
+    code, _, err = run_cli(["retrain", pruned, "--pretrained", dense_run, "--epochs", "4", "--schedule",
+                            "weight_rewind", "--budget", "1", "--out", tmp_path / "wr2", "--quiet"], capsys)
+    assert code == 2 and ".json that `tfrewind prune` wrote" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
