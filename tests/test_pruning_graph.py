@@ -169,3 +169,36 @@ def test_mobilenet_v3_and_regnet_graph_formats_are_understood():
     skip = "regnetx002_Stage_0_XBlock_0_skip_1x1"
     with pytest.raises(ConfigError, match=f"{skip}.*tf.__operators__.add"):
         prune(regnet, PruneConfig(method="l1_filter"), seed=0, layer_ratios={skip: 0.5})
+
+
+APPLICATIONS = [("ConvNeXtTiny", 32), ("DenseNet121", 32), ("EfficientNetB0", 32), ("EfficientNetV2B0", 32),
+                ("InceptionResNetV2", 75), ("InceptionV3", 75), ("MobileNet", 32), ("MobileNetV2", 32),
+                ("MobileNetV3Large", 32), ("NASNetMobile", 32), ("RegNetY002", 32), ("ResNet50", 32),
+                ("ResNet50V2", 32), ("ResNetRS50", 32), ("VGG16", 32), ("Xception", 71)]
+
+
+@pytest.mark.slow  # builds and rebuilds 16 application models: minutes on 2 shared cores
+@pytest.mark.parametrize("name, size", APPLICATIONS)
+def test_every_application_is_pruned_or_refused_in_one_line(name, size):
+    model = getattr(APPS, name)(input_shape=(size, size, 3), weights=None, classes=10)
+    try:
+        result = prune(model, PruneConfig(method="l1_filter", sparsity=0.5), seed=0)
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert result.report["flops_after"] < result.report["flops_before"]
+    x = np.zeros((1, size, size, 3), "float32")
+    assert result.model(x, training=False).shape == (1, 10)
+
+
+def test_a_shared_layer_in_the_chain_blocks_pruning():
+    """A conv called on two tensors cannot have its inputs sliced for only one of them."""
+    inputs = keras.Input((6, 6, 2))
+    a = L.Conv2D(4, 3, padding="same", name="a")(inputs)
+    b = L.Conv2D(4, 3, padding="same", name="b")(inputs)
+    shared = L.Conv2D(3, 1, name="shared")
+    x = L.Concatenate(name="cat")([shared(a), shared(b)])
+    model = keras.Model(inputs, L.Dense(2, name="head")(L.GlobalAveragePooling2D()(x)))
+    assert "a" not in prunable_convs(model)
+    with pytest.raises(ConfigError, match="'shared'"):
+        prune(model, PruneConfig(method="l1_filter"), seed=0, layer_ratios={"a": 0.5})

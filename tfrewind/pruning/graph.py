@@ -254,6 +254,10 @@ def _follow(layers: dict[str, keras.layers.Layer], conv: str, graph: Graph) -> C
             if argument:
                 raise Unprunable(f"{conv!r}: its channels reach {nxt!r} ({kind}) as a call argument, which "
                                  "cannot be sliced")
+            calls = len(entry.get("inbound_nodes") or [])
+            if calls > 1:
+                raise Unprunable(f"{conv!r}: its channels reach {nxt!r} ({kind}), a layer shared by {calls} "
+                                 "calls, which cannot be sliced for one of them")
             if _is_plain_conv(entry) and positions is None:
                 chain.consumers[nxt] = None
             elif kind == "Dense" and (positions is not None or len(layers[nxt].input_shape) == 2):
