@@ -12,7 +12,9 @@ from clirun import run_cli, run_ok
 from tfrewind.cli import main
 from tfrewind.config import PruneConfig
 from tfrewind.models import build_model
+from tfrewind._keras import keras
 from tfrewind.pruning import masks, prune, wrappers
+from tfrewind.pruning.wrappers import all_layers
 from tfrewind.retraining import OriginalRecord, build_retrain_schedule, rewind_weights, schedule_table
 
 SCHEDULES = ["fine_tune", "lr_rewind", "weight_rewind", "scaled_lr_restart", "one_cycle"]
@@ -168,3 +170,23 @@ def test_retrain_command_rewinds_a_filter_pruned_file(dense_run, tmp_path, capsy
                             "weight_rewind", "--budget", "1", "--out", tmp_path / "wr2", "--quiet"], capsys)
     assert code == 2 and ".json that `tfrewind prune` wrote" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_weight_rewinding_reaches_the_layers_of_a_nested_model():
+    """Unstructured masks inside a nested backbone: rewinding restores its layers, masks kept."""
+    from test_pruning_filters import randomise_bn
+    from test_pruning_graph import small_nested
+
+    pruned = prune(small_nested(), PruneConfig(method="magnitude", sparsity=0.5), seed=0).model
+    before = masks(pruned)
+    assert {"stem", "b_conv", "head"} <= set(before)
+    keras.utils.set_random_seed(1)
+    earlier = randomise_bn(small_nested())  # other weights stand for epoch T − E
+    rewind_weights(pruned, earlier)
+    earlier_layers = {layer.name: layer for layer in all_layers(earlier)}
+    for name, wrapper in wrappers(pruned).items():
+        np.testing.assert_array_equal(masks(pruned)[name], before[name])
+        expected = earlier_layers[name].kernel.numpy() * before[name]
+        np.testing.assert_array_equal(wrapper.layer.kernel.numpy(), expected)
+    bn = next(layer for layer in all_layers(pruned) if layer.name == "b_bn")
+    np.testing.assert_array_equal(bn.get_weights()[0], earlier_layers["b_bn"].get_weights()[0])
