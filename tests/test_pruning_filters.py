@@ -23,10 +23,14 @@ def randomise_bn(model: keras.Model, seed: int = 0) -> keras.Model:
     """Non-trivial BN statistics, so that a wrongly kept or dropped channel changes the output."""
     rng = np.random.default_rng(seed)
     for layer in all_layers(model):
-        if isinstance(layer, L.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.5, beta.shape),
-                               rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2.0, var.shape)])
+        if isinstance(layer, L.BatchNormalization):  # gamma/beta are absent with scale/center=False
+            shape = layer.moving_mean.shape
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
+            if layer.center:
+                layer.beta.assign(rng.normal(0, 0.5, shape))
+            layer.moving_mean.assign(rng.normal(0, 0.2, shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, shape))
     return model
 
 
