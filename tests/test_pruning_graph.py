@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from clirun import run_cli, run_ok
+from clirun import run_ok
 from test_pruning_filters import find_layer, randomise_bn, removed_channels, switched_off
 from tfrewind._keras import keras
 from tfrewind.config import PruneConfig

@@ -160,7 +160,8 @@ def rewind_weights(pruned: keras.Model, dense_at_epoch: keras.Model,
 
         rewind_structured(pruned, dense_at_epoch, kept_filters)
         return
-    from .pruning.wrappers import all_layers  # nested models (a backbone) hold the wrapped layers
+    # Nested models (a backbone) hold wrapped layers: walk every layer, not just the top level.
+    from .pruning.wrappers import all_layers
 
     dense_layers = {layer.name: layer for layer in all_layers(dense_at_epoch)}
     for layer in all_layers(pruned):

@@ -29,8 +29,9 @@ passed as a call argument is never sliceable: such an edge blocks the chain.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
