@@ -214,26 +214,56 @@ def check_export_sparsity(report, targets: dict[str, tuple[float, int]]) -> None
 
 
 def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None = None) -> tuple[Path, dict]:
-    """Prune a saved model once (``tfrewind prune``): writes the pruned model and its report beside it."""
-    from .pruning import prune
+    """Prune a saved model once (``tfrewind prune``): writes the pruned model and its report beside it.
+
+    Filter methods also record ``kept_filters``: conv → kept filter indices in the numbering of the
+    dense model, composed with the record beside ``model_path`` when that file was itself pruned by
+    ``tfrewind prune``; :func:`retrain_model` reads them to slice weight-rewinding checkpoints.
+    """
+    from .pruning import compose_kept, kept_filters, prune
 
     validate(config)
     model = load_model_file(model_path)
     result = prune(model, config.prune, seed=config.seed, preset=config.prune.preset, policy=config.prune.policy)
     path = Path(out) if out else Path(model_path).with_name(f"{Path(model_path).stem}_pruned.keras")
+    record: dict[str, Any] = {"method": config.prune.method, "structured": result.structured, "report": result.report}
+    if result.structured:
+        earlier = file_kept_filters(model_path)
+        kept = kept_filters(result.report)
+        record["kept_filters"] = compose_kept(earlier, kept) if earlier else kept
     save_model_atomic(result.model, path)
-    write_json_atomic(path.with_suffix(".json"), {"method": config.prune.method, "structured": result.structured,
-                                                   "report": result.report})
+    write_json_atomic(path.with_suffix(".json"), record)
     return path, result.report
+
+
+def file_kept_filters(model_path: str | Path) -> dict[str, list[int]] | None:
+    """The dense-model kept filter indices recorded beside a model file by ``tfrewind prune``, if any."""
+    from .pruning import kept_filters
+
+    record_path = Path(model_path).with_suffix(".json")
+    if not record_path.is_file():
+        return None
+    try:
+        record = read_json(record_path)
+        if not isinstance(record, dict) or not record.get("structured"):
+            return None
+        kept = record.get("kept_filters") or kept_filters(record["report"])
+        return {str(name): [int(i) for i in indices] for name, indices in kept.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelFileError(f"{str(record_path)!r}: not a readable pruning record from `tfrewind prune` "
+                             f"({type(exc).__name__}); restore it or delete it") from None
 
 
 def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -> RunResult:
     """Retrain an already pruned model (``tfrewind retrain``) into a run directory.
 
     The original schedule to rewind to comes from ``train.pretrained`` when it is a run directory
-    (which also provides weight-rewinding checkpoints), else from the ``train`` section.
+    (which also provides weight-rewinding checkpoints), else from the ``train`` section. A
+    filter-pruned file's kept filters (recorded beside it by :func:`prune_file`) slice those
+    checkpoints to its smaller shapes.
     """
     validate(config)
+    kept = file_kept_filters(model_path)
     set_seed(config.seed, config.deterministic)
     set_precision(config.mixed_precision)
     strategy = make_strategy(config.strategy)  # first: multi-worker must configure TF before any variable exists
@@ -247,7 +277,7 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     original = original_record(run, config, data) if config.train.pretrained else \
         OriginalRecord.from_config(config.train, data.steps_per_epoch)
     with strategy.scope():
-        retrain_stage(run, RETRAIN, model, data, config, original, verbose)
+        retrain_stage(run, RETRAIN, model, data, config, original, verbose, kept_filters=kept)
     return RunResult(run.path, {RETRAIN: run.metrics(RETRAIN)})
 
 
@@ -335,8 +365,12 @@ def prune_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, c
 
 
 def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, config: RunConfig,
-                  original: OriginalRecord, verbose: int = 1) -> keras.Model:
-    """Retrain the pruned model with the configured schedule and budget; masks stay fixed."""
+                  original: OriginalRecord, verbose: int = 1,
+                  kept_filters: dict[str, list[int]] | None = None) -> keras.Model:
+    """Retrain the pruned model with the configured schedule and budget; masks stay fixed.
+
+    ``kept_filters``: a filter-pruned model's kept filters when the run has no prune stage of its own.
+    """
     from .pruning import is_wrapped, pruning_callbacks, sparsity_report, strip
 
     stage_dir = run.stage_dir(stage)
@@ -345,7 +379,7 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
     budget = config.retrain.budget_epochs(original.epochs)
     schedule = build_retrain_schedule(config.retrain.schedule, original, budget, config.retrain)
     if needs_weight_rewind(schedule) and not has_backup(stage_dir):  # a resumed stage's backup holds them
-        _rewind(run, config, model, original.epochs - budget)
+        _rewind(run, config, model, original.epochs - budget, kept_filters)
     compile_model(model, schedule, config.train.weight_decay, config.jit_compile)
     callbacks = list(pruning_callbacks(model))
     if is_wrapped(model):
@@ -385,7 +419,8 @@ def _original_epochs(run: RunDir, config: RunConfig) -> int:
     return int(read_json(record)["epochs"]) if record.exists() else config.train.epochs
 
 
-def _rewind(run: RunDir, config: RunConfig, model: keras.Model, epoch: int) -> None:
+def _rewind(run: RunDir, config: RunConfig, model: keras.Model, epoch: int,
+            kept_filters: dict[str, list[int]] | None = None) -> None:
     """Weight rewinding: surviving weights back to their values after ``epoch`` original epochs."""
     checkpoint_dir = _checkpoint_dir(run, config)
     checkpoint = rewind_epoch_checkpoint(checkpoint_dir, epoch)
@@ -396,8 +431,13 @@ def _rewind(run: RunDir, config: RunConfig, model: keras.Model, epoch: int) -> N
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise CheckpointError(f"weight rewinding: checkpoint {str(checkpoint)!r} is unreadable ({reason}); "
                               "restore it from a copy, or retrain with --schedule lr_rewind (needs no checkpoint)") from None
-    kept = structured_kept_filters(run, config)
-    rewind_weights(model, dense, kept)
+    kept = kept_filters if kept_filters is not None else structured_kept_filters(run, config)
+    try:
+        rewind_weights(model, dense, kept)
+    except ValueError as exc:  # shapes differ: a filter-pruned model without its kept filters
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(f"weight rewinding: the weights of {str(checkpoint)!r} do not fit the model ({reason}); "
+                              "a filter-pruned model needs the .json that `tfrewind prune` wrote beside it") from None
 
 
 def structured_kept_filters(run: RunDir, config: RunConfig) -> dict[str, list[int]] | None:
