@@ -23,7 +23,7 @@ from .files import gzip_size, path_sizes, write_bytes_atomic, write_dir_atomic
 from .report import REPORT_FILE, ExportReport, FileReport, LayerReport, write_report
 from .stats import is_wrapped, layer_stats, parameter_counts, strip_model, weight_sparsity
 from .tflite_file import TfliteInfo, inspect_tflite, match_layer
-from .verify import LiteRTLoadError, LiteRTModel, compare, keras_predict, top1_accuracy
+from .verify import LiteRTLoadError, LiteRTModel, Verification, compare, keras_predict, top1_accuracy
 from .xnnpack import check_xnnpack_sparse
 
 FORMATS = ("tflite", "keras", "saved_model")
@@ -134,15 +134,24 @@ def _try_encoding(content: bytes, info: TfliteInfo, encoding: Encoding, images: 
         outputs = LiteRTModel(content).predict(images)
     except LiteRTLoadError as exc:
         return f"does not run in LiteRT ({exc})"
-    check = compare(reference, outputs, encoding.quantize)
+    check = compare(reference, outputs, encoding.quantize, info.output_step)
     report.verification = check.to_dict()
     report.verified_with = _litert_label()
     if not check.passed:
         return (f"disagrees with Keras (top-1 agreement {check.agreement:.3f}, need ≥ {check.min_agreement}; "
                 f"max |Δ| {check.max_abs_diff:.3g}, allowed {check.tolerance:.3g})")
+    if check.mostly_tied:
+        report.notes.append(_tied_note(check))
     if labels is not None:
         report.accuracy = top1_accuracy(outputs, labels)
     return "shipped"
+
+
+def _tied_note(check: Verification) -> str:
+    return (f"top-1 agreement says little here: on {check.tied_images} of {check.images} images the model's two "
+            f"highest outputs differ by ≤ {check.tie_window:.2g} (below what the file resolves), so their order "
+            "is a coin toss (an untrained model?); the file was held to max |Δ| "
+            f"{check.max_abs_diff:.2g} ≤ {check.tolerance:.2g}")
 
 
 def _ship_tflite(content: bytes, info: TfliteInfo, encoding: Encoding, report: ExportReport, out_dir: Path) -> None:

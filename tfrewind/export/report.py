@@ -105,10 +105,11 @@ def format_table(report: ExportReport) -> str:
         rows.append(("size vs ref", f"{_ratio(report.size_ratio)} raw, {_ratio(report.gzip_ratio)} gzip"))
     check = report.verification
     if check:
+        ties = f", {check['tied_images']} near-tied" if check.get("tied_images") else ""
         rows.append(("verification", f"{'passed' if check.get('passed') else 'FAILED'}: top-1 agreement "
                                      f"{check['agreement']:.3f} (≥ {check['min_agreement']}), max |Δ| "
                                      f"{check['max_abs_diff']:.2e} (≤ {check['tolerance']:.2e}) on "
-                                     f"{check['images']} images"))
+                                     f"{check['images']} images{ties}"))
     if report.accuracy is not None:
         keras_acc = f" (Keras {report.keras_accuracy:.4f})" if report.keras_accuracy is not None else ""
         rows.append(("test accuracy", f"{report.accuracy:.4f}{keras_acc} on {report.test_images} images"))
