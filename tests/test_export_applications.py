@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from litert_run import litert_logits
+
 from tfrewind._keras import keras
 from tfrewind.config import DataConfig, PruneConfig
 from tfrewind.data import load_data

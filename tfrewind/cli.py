@@ -241,7 +241,8 @@ def retrain(model_path, retrain_schedule, budget, pretrained, quiet, **options) 
 @click.option("--sparse/--no-sparse", default=None, help="Sparse TFLite encoding. Default: on when weights are sparse.")
 @click.option("--out", help="Output directory. Default: RUN_DIR/export, or MODEL_export/ beside a model file.")
 @click.option("--dataset", help="Data for verification, calibration and accuracy when SOURCE is a model file "
-                                "(a run directory brings its own). Default: digits.")
+                                "(a run directory brings its own); its images must fit the model's input. "
+                                "Default: digits if they fit, else generated inputs (no accuracy, no int8).")
 @click.option("--data-dir", help="tensorflow-datasets data dir, or the image_folder root.")
 @click.option("--xnnpack-sparse", is_flag=True, help="Check XNNPack's sparse-inference rules; name the layer that breaks them.")
 @click.option("--allow-select-tf-ops", is_flag=True, help="Allow TensorFlow (Select TF) ops the device runtime may lack.")
@@ -253,7 +254,8 @@ def export_command(source, fmt, quantize, sparse, out, dataset, data_dir, xnnpac
 
     config = load_config(None, _overrides({"export.format": fmt, "export.quantize": quantize, "export.sparse": sparse,
                                            "data.name": dataset, "data.data_dir": data_dir}, ()))
-    report = export_path(source, config, out, xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops)
+    report = export_path(source, config, out, xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops,
+                         dataset_given=dataset is not None)
     click.echo(format_table(report))
 
 
