@@ -66,7 +66,8 @@ def test_tensorboard_shows_one_exact_learning_rate_and_momentum_curve_per_stage(
 # ------------------------------------------------------------------------------------- the console
 
 NOISE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cuda|cuInit|cpu_feature_guard|rebuild TensorFlow"
-                   r"|^WARNING:(tensorflow|absl)|is slow compared to the batch time", re.IGNORECASE)
+                   r"|^WARNING:(tensorflow|absl)|is slow compared to the batch time"
+                   r"|XNNPACK delegate|fully_quantize|inference_type", re.IGNORECASE)
 AS_INSTALLED = "import sys; from tfrewind.cli import main; sys.argv[0] = 'tfrewind'; main()"  # tfrewind.cli:main
 
 
@@ -88,13 +89,40 @@ def _messages(stderr: str) -> set[str]:
 
 
 def test_the_console_shows_results_not_tensorflow_start_up_lines(tmp_path):
-    done = _tfrewind(tmp_path, "train", "--prune", "none", "--epochs", "1", "--export", "none", "--quiet",
-                     "--out", "run")
+    """Training and an int8 export (the TFLite converter and LiteRT print C++ lines of their own)."""
+    done = _tfrewind(tmp_path, "train", "--prune", "none", "--epochs", "1", "--quiet", "--out", "run",
+                     "--set", "export.quantize=int8")
     assert done.returncode == 0, done.stderr
     assert "run directory:" in done.stdout and "test accuracy" in done.stdout
     noise = [line for line in done.stderr.splitlines() if NOISE.search(line)]
     assert not noise, done.stderr
     assert done.stderr.strip() == "", done.stderr  # a finished --quiet run has nothing else to say
+    assert list((tmp_path / "run" / "export").glob("*.tflite"))
+
+
+def test_an_unexpected_error_is_one_line_without_debug_and_a_traceback_with_it(tmp_path, capsys):
+    """A bug (here: a pruning method registered by a user's plug-in that crashes) must not end in a
+    traceback; --debug shows it."""
+    from clirun import run_cli
+    from tfrewind.models import build_model
+    from tfrewind.pruning.registry import METHODS, register
+
+    @register("crashing_test", structured=False)
+    def crashing(model, request):
+        raise RuntimeError("plug-in bug\nsecond line")
+
+    try:
+        model = tmp_path / "m.keras"
+        build_model("small_cnn", (8, 8, 1), 10).save(model)
+        args = ["prune", str(model), "--prune", "crashing_test"]
+        code, out, err = run_cli(args, capsys)
+        assert code == 1, err
+        assert err.count("\n") == 1 and "internal error: RuntimeError: plug-in bug second line" in err, err
+        assert "Traceback" not in err and "--debug" in err
+        with pytest.raises(RuntimeError, match="plug-in bug"):
+            run_cli(["--debug", *args], capsys)
+    finally:
+        METHODS.unregister("crashing_test")
 
 
 def test_debug_shows_what_tensorflow_prints(tmp_path):

@@ -67,10 +67,12 @@ def cli_console(debug: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def native_output_hidden() -> Iterator[bool]:
+def native_output_hidden(replay_on_error: bool = True) -> Iterator[bool]:
     """Under :func:`cli_console`, what is written to stderr (fd 2, C++ included) during the block goes
-    to a temporary file, shown only if the block raises (its messages may say why). Yields whether it
-    hides. Used around TensorFlow's import; any other noisy native call can use it too.
+    to a temporary file, shown only if the block raises (its messages may say why) and
+    ``replay_on_error``. Yields whether it hides. Used around TensorFlow's import, the TFLite
+    converter and LiteRT's interpreter (whose load failures the exporter expects and reports itself:
+    ``replay_on_error=False`` there).
     """
     if not _quiet:
         yield False
@@ -93,7 +95,7 @@ def native_output_hidden() -> Iterator[bool]:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
-            if failed:
+            if failed and replay_on_error:
                 sink.seek(0)
                 sys.stderr.write(sink.read().decode(errors="replace"))
                 sys.stderr.flush()

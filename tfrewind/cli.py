@@ -23,6 +23,7 @@ from .compare_config import CompareConfig
 from .errors import TfrewindError
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL_ERROR = 1
 
 
 def _overrides(pairs: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
@@ -338,6 +339,15 @@ def _run(args: list[str], debug: bool) -> None:
         sys.exit(EXIT_BAD_INPUT)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("tfrewind: interrupted (the same command with the same --out resumes the run)", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - no command ends in a traceback without --debug
+        if debug:
+            raise
+        click.echo(f"tfrewind: internal error: {type(exc).__name__}: {_one_line(str(exc))[:300]} "
+                   "(re-run with --debug for the traceback, and please report it)", err=True)
+        sys.exit(EXIT_INTERNAL_ERROR)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from .._console import native_output_hidden
 from .._keras import keras, tf
 from ..choices import QUANTIZE_MODES
 from .errors import ExportError, UnsupportedOpError
@@ -68,7 +69,8 @@ def convert(model: keras.Model, encoding: Encoding,
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     _configure(converter, encoding, representative)
     try:
-        content = converter.convert()
+        with native_output_hidden():  # the converter's C++ log lines (fully_quantize: …) are not for users
+            content = converter.convert()
     except Exception as exc:  # noqa: BLE001 - ConverterError and friends carry the op names
         raise _conversion_error(exc, encoding) from exc
     _CACHE[key] = content

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from .._console import native_output_hidden
 from .._keras import keras
 
 TOLERANCES = {  # quantize → (max |Δ| relative to the largest |logit|, minimum top-1 agreement)
@@ -84,8 +85,11 @@ class LiteRTModel:
 
     def __init__(self, content: bytes, num_threads: int | None = None):
         try:
-            self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
-            self.interpreter.allocate_tensors()
+            # LiteRT prints "Created TensorFlow Lite XNNPACK delegate" and, for files it refuses, its
+            # delegate errors: the caller reports refusals in one line (LiteRTLoadError).
+            with native_output_hidden(replay_on_error=False):
+                self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+                self.interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             raise LiteRTLoadError(_first_line(exc)) from exc
         self._batch = int(self.interpreter.get_input_details()[0]["shape"][0])
@@ -112,7 +116,8 @@ class LiteRTModel:
 
     def _allocate(self) -> None:
         try:
-            self.interpreter.allocate_tensors()
+            with native_output_hidden(replay_on_error=False):
+                self.interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             raise LiteRTLoadError(_first_line(exc)) from exc
 
