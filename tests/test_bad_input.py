@@ -137,6 +137,8 @@ CASES = [
     ("preset_unknown", ["--epochs", "1", "--prune", "l1_filter", "--set", "prune.preset=resnet99-Z"], "prune.preset"),
     ("preset_of_another_model", ["--epochs", "1", "--prune", "l1_filter", "--set", "prune.preset=resnet56-A"],
      "prune.preset"),
+    ("preset_with_iterative", ["--epochs", "1", "--model", "vgg16", "--dataset", "synthetic", "--prune", "l1_filter",
+                               "--prune-schedule", "iterative", "--set", "prune.preset=vgg16-A"], "prune.preset"),
     ("preset_with_unstructured", ["--epochs", "1", "--prune", "magnitude", "--set", "prune.preset=vgg16-A"],
      "prune.preset"),
     ("ratios_from_unknown", ["--epochs", "1", "--prune", "random", "--ratios-from", "l1_filter"], "prune.ratios_from"),

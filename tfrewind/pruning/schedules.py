@@ -84,6 +84,11 @@ def iterative_plan(config: PruneConfig, structured: bool) -> list[PruneConfig]:
     final ratios.
     """
     rounds = config.rounds
+    if structured and config.preset is not None and rounds > 1:
+        # A preset's ratios are of the dense model: applied in every round they would compound
+        # (two rounds of 50 % remove 75 %), and splitting them per round is what prune.ratios does.
+        raise ConfigError(f"prune.preset: {config.preset!r} gives the final ratios of one-shot pruning; "
+                          "with prune.schedule iterative give them as prune.ratios (split over the rounds)")
     plans = []
     for r in range(rounds):
         if structured:
