@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from ._version import __version__
 from ._console import cli_console
 from .choices import ORIGINAL_SCHEDULES, RETRAIN_SCHEDULES
 from .cli_options import DynamicHelpOption, RegistryChoice, config_flags, config_option, flag_names

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__
+from ._version import __version__
 from .config import RunConfig, dump_yaml, from_dict
 from .errors import ConfigError, TfrewindError
 from .io import read_json, write_json_atomic, write_text_atomic
