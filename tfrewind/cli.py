@@ -159,7 +159,7 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
              per_step, fmt, out) -> None:
     """Preview a retraining schedule: CSV (epoch,lr,momentum) to stdout, or a PNG like the paper's Figure 1."""
     from .config import parse_budget, _coerce
-    from .preview import describe_original, plot_schedules, rows_to_csv, schedule_rows
+    from .preview import describe_original, preview_schedule
 
     chosen = RETRAIN_SCHEDULES.names() if names == "all" else [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in RETRAIN_SCHEDULES]
@@ -169,13 +169,13 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
     epochs = parse_budget(budget, original_epochs)
     original = describe_original(original_epochs, original_lr, _coerce(milestones, list[int], "--milestones"),
                                  steps_per_epoch, schedule=original_schedule)
-    if fmt == "png":
-        path = plot_schedules(chosen, epochs, original, out or "schedule.png")
-        click.echo(f"wrote {path}")
-        return
-    if len(chosen) != 1:
+    if fmt == "csv" and len(chosen) != 1:
         raise click.BadParameter("CSV previews one schedule at a time", param_hint="--schedule")
-    click.echo(rows_to_csv(schedule_rows(chosen[0], epochs, original, per_step=per_step), per_step), nl=False)
+    result = preview_schedule(chosen, epochs, original, fmt=fmt, out=out, per_step=per_step)
+    if fmt == "png":
+        click.echo(f"wrote {result}")
+    else:
+        click.echo(result, nl=False)
 
 
 @cli.command("prune")
