@@ -39,7 +39,7 @@ def write_results(config: CompareConfig) -> tuple[list[dict[str, Any]], list[Pat
     dense = _dense(config)
     cells = config.cells()
     rows = [cell_row(cell, dense) for cell in cells]
-    groups = summarise(config, rows)
+    groups = summarise(rows)
     files = [write_text_atomic(out / CSV_FILE, rows_to_csv(rows)),
              write_text_atomic(out / MARKDOWN_FILE, markdown(config, rows, groups, dense))]
     if any(g["n"] for g in groups):
@@ -96,7 +96,7 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def summarise(config: CompareConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and sample std (n − 1) over seeds per (method, schedule, budget), in grid order."""
     dense = next((r["accuracy_unpruned"] for r in rows if r["accuracy_unpruned"] != ""), None)
     groups: dict[tuple, dict[str, Any]] = {}
