@@ -18,7 +18,8 @@ import math
 from typing import Any
 
 from .._keras import keras
-from ..config import PRUNING_SCHEDULES, PruneConfig
+from ..choices import PRUNING_SCHEDULES
+from ..config import PruneConfig
 from ..errors import ConfigError
 from . import structured, unstructured  # noqa: F401  (register the methods)
 from .filters import compose_kept, kept_filters, rewind_structured
