@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._keras import keras, tf
-from .callbacks import rewind_checkpoint_path
+from .callbacks import kept_rewind_epochs, rewind_checkpoint_path
 from .choices import RETRAIN_SCHEDULES
 from .config import RetrainConfig, TrainConfig
 from .errors import CheckpointError, ConfigError
@@ -139,7 +139,7 @@ def rewind_epoch_checkpoint(checkpoint_dir: str | Path, epoch: int) -> Path:
     """The checkpoint of ``epoch``, or a clear error listing the epochs that were kept."""
     path = rewind_checkpoint_path(checkpoint_dir, epoch)
     if not path.exists():
-        kept = sorted(int(p.name[6:10]) for p in Path(checkpoint_dir).glob("epoch_*.weights.h5"))
+        kept = kept_rewind_epochs(checkpoint_dir)
         raise CheckpointError(
             f"weight rewinding needs the weights after epoch {epoch}, which original training did not keep "
             f"(kept: {kept or 'none'}); set train.checkpoint_epochs to include {epoch}, or pick a budget that "
