@@ -15,7 +15,7 @@ from .config import parse_budget
 from .errors import ConfigError
 from .pipeline import validate
 from .pruning import METHODS, PRESETS, make_request
-from .retraining import RETRAIN_SCHEDULES, OriginalRecord, build_retrain_schedule
+from .retraining import RETRAIN_SCHEDULES, OriginalRecord, build_retrain_schedule, needs_weight_rewind
 
 
 def load_compare_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> CompareConfig:
@@ -72,7 +72,7 @@ def validate_compare(config: CompareConfig) -> None:
                     stage = build_retrain_schedule(schedule, original, epochs_b, cell.config.retrain)
                 except ConfigError as exc:
                     raise ConfigError(f"grid: {schedule} with budget {budget}: {exc}") from None
-                if stage.description.get("rewind_weights") and kept is not None and \
+                if needs_weight_rewind(stage) and kept is not None and \
                         original.epochs - epochs_b not in kept:
                     raise ConfigError(f"grid: weight_rewind with budget {budget} needs the weights after epoch "
                                       f"{original.epochs - epochs_b}; add it to train.checkpoint_epochs")

@@ -81,6 +81,8 @@ def build_retrain_schedule(name: str, original: OriginalRecord, budget_epochs: i
     """The named retraining schedule for ``budget_epochs`` epochs after ``original``."""
     stage = RETRAIN_SCHEDULES.get(name)(original, int(budget_epochs), config or RetrainConfig())
     stage.epochs = int(budget_epochs)
+    if stage.rewind_weights:  # recorded in metrics.json's schedule_details, as it always was
+        stage.description["rewind_weights"] = True
     stage.description.setdefault("name", name)
     return stage
 
@@ -108,7 +110,7 @@ def lr_rewind(original: OriginalRecord, budget: int, config: RetrainConfig) -> S
 @RETRAIN_SCHEDULES.register("weight_rewind")
 def weight_rewind(original: OriginalRecord, budget: int, config: RetrainConfig) -> StageSchedule:
     stage = lr_rewind(original, budget, config)
-    stage.description["rewind_weights"] = True
+    stage.rewind_weights = True
     return stage
 
 
@@ -129,7 +131,8 @@ def one_cycle(original: OriginalRecord, budget: int, config: RetrainConfig) -> S
 
 
 def needs_weight_rewind(stage: StageSchedule) -> bool:
-    return bool(stage.description.get("rewind_weights"))
+    """Whether the stage starts by rewinding weights (:attr:`StageSchedule.rewind_weights`)."""
+    return stage.rewind_weights
 
 
 # ------------------------------------------------------------------------------ weight rewinding
