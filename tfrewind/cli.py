@@ -103,7 +103,8 @@ def _resume_config(out: str | None, config_path: str | None) -> str | None:
 def schedule(names, budget, original_epochs, original_lr, original_schedule, milestones, steps_per_epoch,
              per_step, fmt, out) -> None:
     """Preview a retraining schedule: CSV (epoch,lr,momentum) to stdout, or a PNG like the paper's Figure 1."""
-    from .config import parse_budget, _coerce
+    from .config import parse_budget
+    from .config.parse import _coerce
     from .preview import describe_original, preview_schedule
 
     chosen = RETRAIN_SCHEDULES.names() if names == "all" else [n.strip() for n in names.split(",") if n.strip()]

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import (ExportConfig, PruneConfig, RetrainConfig, RunConfig, _build, _coerce, parse_budget, read_yaml,
-                     set_dotted)
+from .config import ExportConfig, PruneConfig, RetrainConfig, RunConfig, parse_budget, read_yaml, set_dotted
+from .config.parse import _build, _coerce
 from .errors import ConfigError
-from .io import read_json
+from .schedule_record import record_path, recorded_epochs
 
 ORIGINAL_DIR = "original_run"
 CELLS_DIR = "cells"
@@ -91,10 +91,8 @@ class CompareConfig:
         return not (pretrained and Path(pretrained).is_dir())
 
     def original_epochs(self) -> int:
-        record = self.original_dir / "original" / "schedule.json"
-        if not self.trains_original and record.exists():
-            return int(read_json(record)["epochs"])
-        return self.base.train.epochs
+        recorded = None if self.trains_original else recorded_epochs(record_path(self.original_dir))
+        return recorded if recorded is not None else self.base.train.epochs
 
     def original_config(self) -> RunConfig:
         """The dense run's config: only data/model/train/seed matter (retrain settings may change freely)."""

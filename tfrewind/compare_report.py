@@ -21,6 +21,7 @@ from typing import Any
 from .compare_cells import CELL_FILE, ERROR_FILE, cell_done, cell_final_stages
 from .compare_config import Cell, CompareConfig
 from .io import read_json, write_bytes_atomic, write_text_atomic
+from .schedule_record import record_path
 
 CSV_FILE = "results.csv"
 MARKDOWN_FILE = "results.md"
@@ -271,7 +272,7 @@ def plot_accuracy(config: CompareConfig, groups: list[dict[str, Any]], dense: di
 
 def plot_schedule_curves(config: CompareConfig, cells: list[Cell]) -> list[Path]:
     """The LR (and momentum) curves of the grid's schedules after the recorded original schedule, per budget."""
-    record = config.original_dir / "original" / "schedule.json"
+    record = record_path(config.original_dir)
     if not record.exists():
         return []
     from .preview import plot_schedules

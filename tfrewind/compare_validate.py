@@ -16,6 +16,7 @@ from .errors import ConfigError
 from .pipeline import validate
 from .pruning import METHODS, PRESETS, make_request
 from .retraining import RETRAIN_SCHEDULES, OriginalRecord, build_retrain_schedule, needs_weight_rewind
+from .schedule_record import record_path
 
 
 def load_compare_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> CompareConfig:
@@ -59,7 +60,7 @@ def validate_compare(config: CompareConfig) -> None:
             raise ConfigError(str(exc).replace("retrain.budget", "grid.budgets", 1)) from None
     _check_unique("grid.budgets", budget_epochs, f"they resolve to the same epochs of {epochs} original epochs")
     original = OriginalRecord.from_config(base.train, steps_per_epoch=1) if config.trains_original else \
-        OriginalRecord.from_file(config.original_dir / "original" / "schedule.json")
+        OriginalRecord.from_file(record_path(config.original_dir))
     kept = set(base.train.checkpoint_epoch_list()) if config.trains_original else None
     for spec in grid.methods:  # one representative cell per method × budget × schedule
         for budget, epochs_b in zip(grid.budgets, budget_epochs):

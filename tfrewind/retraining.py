@@ -29,7 +29,7 @@ from .callbacks import kept_rewind_epochs, rewind_checkpoint_path
 from .choices import RETRAIN_SCHEDULES
 from .config import RetrainConfig, TrainConfig
 from .errors import CheckpointError, ConfigError
-from .io import read_json
+from .schedule_record import read_schedule_record
 from .schedules import (ConstantLR, OffsetLR, OneCycleLR, OneCycleMomentum, Schedule, peak_lr,
                         scaled_lr_restart)
 from .training import StageSchedule, original_schedule
@@ -58,11 +58,8 @@ class OriginalRecord:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "OriginalRecord":
-        path = Path(path)
-        if not path.exists():
-            raise CheckpointError(f"the original schedule record {str(path)!r} is missing; "
-                                  "retraining schedules that replay it need the original run directory")
-        record = read_json(path)
+        """The record original training wrote (:mod:`tfrewind.schedule_record`), with its schedule object."""
+        record = read_schedule_record(path)
         schedule = keras.optimizers.schedules.deserialize(record["lr_schedule"])
         return cls(schedule, int(record["epochs"]), int(record["steps_per_epoch"]), float(record["momentum"]))
 

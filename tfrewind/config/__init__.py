@@ -5,7 +5,7 @@ Everything is importable from here, as before the split: ``from tfrewind.config 
 
 from __future__ import annotations
 
-from .parse import _build, _coerce, dump_yaml, from_dict, load_config, read_yaml, set_dotted
+from .parse import dump_yaml, from_dict, load_config, read_yaml, set_dotted
 from .sections import (DataConfig, ExportConfig, ModelConfig, PruneConfig, RetrainConfig, RunConfig, TrainConfig,
                        parse_budget)
 
