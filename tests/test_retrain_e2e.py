@@ -174,7 +174,7 @@ def test_weight_rewind_after_filter_pruning_slices_the_checkpoint(dense_run, tmp
     # Right after the retrain stage's rewind step (run on the pruned model as the run saved it), the
     # model holds the weights after original epoch 3 cut to the kept filters, sliced here by hand.
     from tfrewind.config import load_config
-    from tfrewind.pipeline import _rewind  # the step retrain_stage runs before fit
+    from tfrewind.rewind import rewind_to_epoch as _rewind  # the step retrain_stage runs before fit
     from tfrewind.rundir import RunDir
 
     pruned = load_model_file(out / "prune" / "model.keras")

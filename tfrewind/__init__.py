@@ -61,7 +61,7 @@ from ._version import __version__
 _LAZY = {
     "RunConfig": "config", "load_config": "config",
     "train": "pipeline", "RunResult": "pipeline",
-    "prune_file": "pipeline", "retrain_model": "pipeline", "export_path": "pipeline",
+    "prune_file": "commands", "retrain_model": "commands", "export_path": "commands",
     "describe_original": "preview", "preview_schedule": "preview",
     "load_data": "data", "build_model": "models", "load_model_file": "models",
     "prune": "pruning", "strip": "pruning",

@@ -132,7 +132,7 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
 @click.option("--out", help="Pruned model path. Default: MODEL_pruned.keras beside MODEL.")
 def prune_command(model_path, config_path, out, **flags) -> None:
     """Prune a saved tf_keras model once and save it with its per-layer report (MODEL_pruned.json)."""
-    from .pipeline import prune_file
+    from .commands import prune_file
 
     config = build_config(config_path, ())
     path, report = prune_file(model_path, config, out)
@@ -152,7 +152,7 @@ def prune_command(model_path, config_path, out, **flags) -> None:
 def retrain(model_path, config_path, sets, quiet, **flags) -> None:
     """Retrain an already pruned model with a schedule; the original schedule comes from --pretrained
     RUN_DIR or from --epochs/--lr/--set train.milestones=... ."""
-    from .pipeline import retrain_model
+    from .commands import retrain_model
 
     config = build_config(config_path, sets)
     _print_summary(retrain_model(model_path, config, verbose=0 if quiet else 2))
@@ -173,7 +173,7 @@ def export_command(source, fmt, quantize, sparse, out, dataset, data_dir, xnnpac
     """Export RUN_DIR's final model (or a .keras/.h5 MODEL) to TFLite/Keras/SavedModel, verified with LiteRT."""
     from .config import load_config
     from .export import format_table
-    from .pipeline import export_path
+    from .commands import export_path
 
     config = load_config(None, overrides({"export.format": fmt, "export.quantize": quantize, "export.sparse": sparse,
                                            "data.name": dataset, "data.data_dir": data_dir}, ()))

@@ -13,7 +13,7 @@ from typing import Any
 from .compare_config import CompareConfig, parse_compare_config
 from .config import parse_budget
 from .errors import ConfigError
-from .pipeline import validate
+from .preflight import validate
 from .pruning import METHODS, PRESETS, make_request
 from .retraining import RETRAIN_SCHEDULES, OriginalRecord, build_retrain_schedule, needs_weight_rewind
 from .schedule_record import record_path

@@ -34,6 +34,19 @@ def gradual_schedule(target: float, begin_step: int, end_step: int, frequency: i
         frequency=int(frequency))
 
 
+def gradual_steps(budget_steps: int, steps_per_epoch: int) -> dict[str, int]:
+    """tfmot's ``begin_step``/``end_step``/``frequency`` for gradual pruning during a retraining of
+    ``budget_steps``: prune twice per epoch and reach the target by 75 % of the budget.
+
+    tfmot prunes only at multiples of the frequency up to ``end_step``: end on one, or it stops short.
+    """
+    frequency = max(1, steps_per_epoch // 2)
+    end_step = frequency * max(1, -(-int(0.75 * budget_steps) // frequency))
+    if end_step > budget_steps:
+        end_step = frequency * max(1, budget_steps // frequency)
+    return {"begin_step": 0, "end_step": end_step, "frequency": frequency}
+
+
 def iterative_targets(final: float, rounds: int) -> list[float]:
     """Cumulative sparsity after each round, geometric: every round keeps the same share of weights.
 

@@ -1,0 +1,94 @@
+"""The back-ends of ``tfrewind prune``, ``tfrewind retrain`` and ``tfrewind export``.
+
+Why a module of its own: each command is one call into the library (the CLI is a thin shell),
+and each starts from a file rather than from a config alone — a saved model, or a finished run
+directory — then reuses the stages of a run (:mod:`tfrewind.stages`). ``tfrewind train`` is
+:func:`tfrewind.pipeline.train`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import RunConfig
+from .data import load_data
+from .errors import ModelFileError
+from .io import write_json_atomic
+from .models import load_model_file, save_model_atomic
+from .pipeline import RunResult
+from .preflight import validate
+from .retraining import OriginalRecord
+from .rounds import prune_rounds
+from .rundir import EXPORT, RETRAIN, RunDir
+from .stages import original_record, retrain_stage
+from .targets import check_export_sparsity, pruned_layer_targets
+from .training import make_strategy, set_precision, set_seed
+
+
+def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None = None) -> tuple[Path, dict]:
+    """Prune a saved model once (``tfrewind prune``): writes the pruned model and its report beside it."""
+    from .pruning import prune
+
+    validate(config)
+    model = load_model_file(model_path)
+    result = prune(model, config.prune, seed=config.seed, preset=config.prune.preset, policy=config.prune.policy)
+    path = Path(out) if out else Path(model_path).with_name(f"{Path(model_path).stem}_pruned.keras")
+    save_model_atomic(result.model, path)
+    write_json_atomic(path.with_suffix(".json"), {"method": config.prune.method, "structured": result.structured,
+                                                   "report": result.report})
+    return path, result.report
+
+
+def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -> RunResult:
+    """Retrain an already pruned model (``tfrewind retrain``) into a run directory.
+
+    The original schedule to rewind to comes from ``train.pretrained`` when it is a run directory
+    (which also provides weight-rewinding checkpoints), else from the ``train`` section.
+    """
+    validate(config)
+    set_seed(config.seed, config.deterministic)
+    set_precision(config.mixed_precision)
+    strategy = make_strategy(config.strategy)  # first: multi-worker must configure TF before any variable exists
+    data = load_data(config.data, seed=config.seed)
+    with strategy.scope():
+        model = load_model_file(model_path)
+    from .models import check_model_fits
+
+    check_model_fits(model, data.input_shape, data.num_classes, source=str(model_path))
+    run = RunDir.prepare(config)
+    original = original_record(run, config, data) if config.train.pretrained else \
+        OriginalRecord.from_config(config.train, data.steps_per_epoch)
+    with strategy.scope():
+        retrain_stage(run, RETRAIN, model, data, config, original, verbose)
+    return RunResult(run.path, {RETRAIN: run.metrics(RETRAIN)})
+
+
+def export_path(model_or_run: str | Path, config: RunConfig, out: str | Path | None = None,
+                xnnpack_sparse: bool = False, allow_select_tf_ops: bool = False):
+    """``tfrewind export``: export a run's final model (data from its config) or a model file."""
+    from .export import export_model, resolve_model_path
+
+    source = Path(model_or_run)
+    if not source.exists():
+        raise ModelFileError(f"{str(source)!r} does not exist; give a run directory or a .keras/.h5 model file")
+    if source.is_dir() and (source / "config.yaml").exists():
+        from .config import load_config
+
+        run_config = load_config(source / "config.yaml")
+        config.data = run_config.data
+        config.seed = run_config.seed
+    data = load_data(config.data, seed=config.seed)
+    default_out = source / EXPORT if source.is_dir() else source.with_name(f"{source.stem}_export")
+    model_path = resolve_model_path(source)
+    report = export_model(model_path, Path(out) if out else default_out,
+                          format=config.export.format if config.export.format != "none" else "tflite",
+                          quantize=config.export.quantize, sparse=config.export.sparse, data=data,
+                          xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops)
+    if source.is_dir() and (source / "config.yaml").exists() and run_config.prune.method != "none":
+        final_retrain = prune_rounds(run_config)[-1][1]
+        if model_path.parent.name == final_retrain:  # a finished run's final model: its targets apply
+            check_export_sparsity(report, pruned_layer_targets(RunDir(source), run_config))
+    return report
+
+
+__all__ = ["export_path", "prune_file", "retrain_model"]
