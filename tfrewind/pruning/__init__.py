@@ -109,8 +109,8 @@ def _request(config: PruneConfig, seed: int, target_sparsity: float | None = Non
 
 __all__ = [
     "METHODS", "PRESETS", "FixedMask", "Method", "PruneRequest", "PruneResult",
-    "check", "compose_kept", "count_nonzero", "count_params", "gradual_schedule", "gradual_steps", "is_wrapped", "iterative_plan",
-    "iterative_targets", "kept_filters", "macs_per_layer", "make_request", "masks", "prunable_convs",
+    "check", "compose_kept", "count_nonzero", "count_params", "gradual_schedule", "gradual_steps", "is_wrapped",
+    "iterative_plan", "iterative_targets", "kept_filters", "macs_per_layer", "make_request", "masks", "prunable_convs",
     "prunable_layers", "prune", "pruning_callbacks", "rewind_structured", "round_fraction", "size_report",
     "sparse_macs", "sparsity_report", "strip", "total_macs", "wrap", "wrappers",
 ]
