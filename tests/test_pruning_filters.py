@@ -14,6 +14,7 @@ from tfrewind.errors import ConfigError
 from tfrewind.models import MODELS, load_model_file
 from tfrewind.pruning import (PRESETS, compose_kept, iterative_plan, kept_filters, macs_per_layer,
                               prunable_convs, prune, rewind_structured, total_macs)
+from tfrewind.pruning.wrappers import all_layers
 
 L = keras.layers
 
@@ -21,12 +22,21 @@ L = keras.layers
 def randomise_bn(model: keras.Model, seed: int = 0) -> keras.Model:
     """Non-trivial BN statistics, so that a wrongly kept or dropped channel changes the output."""
     rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, L.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.5, beta.shape),
-                               rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2.0, var.shape)])
+    for layer in all_layers(model):
+        if isinstance(layer, L.BatchNormalization):  # gamma/beta are absent with scale/center=False
+            shape = layer.moving_mean.shape
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
+            if layer.center:
+                layer.beta.assign(rng.normal(0, 0.5, shape))
+            layer.moving_mean.assign(rng.normal(0, 0.2, shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, shape))
     return model
+
+
+def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
+    """A layer by name, inside nested models too."""
+    return next(layer for layer in all_layers(model) if layer.name == name)
 
 
 def switched_off(model: keras.Model, removed: dict[str, np.ndarray], bn_of: dict[str, str]) -> keras.Model:
@@ -38,14 +48,14 @@ def switched_off(model: keras.Model, removed: dict[str, np.ndarray], bn_of: dict
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     for conv, channels in removed.items():
-        layer = copy.get_layer(conv)
+        layer = find_layer(copy, conv)
         weights = layer.get_weights()
         weights[0][..., channels] = 0.0
         if len(weights) > 1:
             weights[1][channels] = 0.0
         layer.set_weights(weights)
         if conv in bn_of:
-            bn = copy.get_layer(bn_of[conv])
+            bn = find_layer(copy, bn_of[conv])
             gamma, beta, mean, var = bn.get_weights()
             gamma[channels], beta[channels] = 0.0, 0.0
             bn.set_weights([gamma, beta, mean, var])

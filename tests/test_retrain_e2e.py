@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 from tbreader import read_scalars
-from clirun import run_ok
+from clirun import run_cli, run_ok
 from paper_schedules import multistep_lr, nptm_slr_epoch_lrs, torch_one_cycle
+from tfrewind._keras import keras
 from tfrewind.cli import main
 from tfrewind.config import PruneConfig
 from tfrewind.models import build_model, load_model_file
 from tfrewind.pruning import masks, prune, wrappers
+from tfrewind.pruning.wrappers import all_layers
 from tfrewind.retraining import rewind_weights
 
 SCHEDULES = ["fine_tune", "lr_rewind", "weight_rewind", "scaled_lr_restart", "one_cycle"]
@@ -226,3 +228,57 @@ def _yaml(tmp_path, text):
     path = tmp_path / "c.yaml"
     path.write_text(text)
     return path
+
+
+def test_retrain_command_rewinds_a_filter_pruned_file(dense_run, tmp_path, capsys):
+    """`retrain MODEL_pruned.keras --schedule weight_rewind` slices the checkpoint with the kept filters
+    that `prune` wrote beside the file; without them it refuses in one line."""
+    from tfrewind.models import load_model_file
+
+    pruned = tmp_path / "model_pruned.keras"
+    run_ok(["prune", dense_run / "original" / "model.keras", "--prune", "l1_filter", "--sparsity", "0.5",
+            "--out", pruned])
+    out = tmp_path / "wr"
+    run_ok(["retrain", pruned, "--pretrained", dense_run, "--epochs", "4", "--schedule", "weight_rewind",
+            "--budget", "1", "--out", out, "--quiet"])
+    metrics = json.loads((out / "retrain" / "metrics.json").read_text())
+    assert metrics["schedule_details"]["rewind_to_epoch"] == 3
+    report = json.loads(pruned.with_suffix(".json").read_text())["report"]
+    retrained = load_model_file(out / "retrain" / "model.keras")
+    for row in report["layers"]:
+        assert retrained.get_layer(row["layer"]).kernel.shape[-1] == len(row["kept_filters"])
+    # Pruned again: the record keeps indices of the dense model, so the checkpoint still slices right.
+    twice = tmp_path / "model_pruned_pruned.keras"
+    run_ok(["prune", pruned, "--prune", "l1_filter", "--sparsity", "0.5", "--out", twice])
+    record = json.loads(twice.with_suffix(".json").read_text())
+    for row in report["layers"]:
+        dense_kept = record["kept_filters"][row["layer"]]
+        assert set(dense_kept) < set(row["kept_filters"]) and len(dense_kept) == len(row["kept_filters"]) // 2
+    run_ok(["retrain", twice, "--pretrained", dense_run, "--epochs", "4", "--schedule", "weight_rewind",
+            "--budget", "1", "--out", tmp_path / "wr_twice", "--quiet"])
+    pruned.with_suffix(".json").unlink()
+    capsys.readouterr()
+    code, _, err = run_cli(["retrain", pruned, "--pretrained", dense_run, "--epochs", "4", "--schedule",
+                            "weight_rewind", "--budget", "1", "--out", tmp_path / "wr2", "--quiet"], capsys)
+    assert code == 2 and ".json that `tfrewind prune` wrote" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_weight_rewinding_reaches_the_layers_of_a_nested_model():
+    """Unstructured masks inside a nested backbone: rewinding restores its layers, masks kept."""
+    from test_pruning_filters import randomise_bn
+    from test_pruning_graph import small_nested
+
+    pruned = prune(small_nested(), PruneConfig(method="magnitude", sparsity=0.5), seed=0).model
+    before = masks(pruned)
+    assert {"stem", "b_conv", "head"} <= set(before)
+    keras.utils.set_random_seed(1)
+    earlier = randomise_bn(small_nested())  # other weights stand for epoch T − E
+    rewind_weights(pruned, earlier)
+    earlier_layers = {layer.name: layer for layer in all_layers(earlier)}
+    for name, wrapper in wrappers(pruned).items():
+        np.testing.assert_array_equal(masks(pruned)[name], before[name])
+        expected = earlier_layers[name].kernel.numpy() * before[name]
+        np.testing.assert_array_equal(wrapper.layer.kernel.numpy(), expected)
+    bn = next(layer for layer in all_layers(pruned) if layer.name == "b_bn")
+    np.testing.assert_array_equal(bn.get_weights()[0], earlier_layers["b_bn"].get_weights()[0])

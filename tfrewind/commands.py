@@ -9,11 +9,12 @@ directory — then reuses the stages of a run (:mod:`tfrewind.stages`). ``tfrewi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .config import RunConfig
 from .data import load_data
 from .errors import ModelFileError
-from .io import write_json_atomic
+from .io import read_json, write_json_atomic
 from .models import load_model_file, save_model_atomic
 from .pipeline import RunResult
 from .preflight import validate
@@ -26,26 +27,56 @@ from .training import make_strategy, set_precision, set_seed
 
 
 def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None = None) -> tuple[Path, dict]:
-    """Prune a saved model once (``tfrewind prune``): writes the pruned model and its report beside it."""
-    from .pruning import prune
+    """Prune a saved model once (``tfrewind prune``): writes the pruned model and its report beside it.
+
+    Filter methods also record ``kept_filters``: conv → kept filter indices in the numbering of the
+    dense model, composed with the record beside ``model_path`` when that file was itself pruned by
+    ``tfrewind prune``; :func:`retrain_model` reads them to slice weight-rewinding checkpoints.
+    """
+    from .pruning import compose_kept, kept_filters, prune
 
     validate(config)
     model = load_model_file(model_path)
     result = prune(model, config.prune, seed=config.seed, preset=config.prune.preset, policy=config.prune.policy)
     path = Path(out) if out else Path(model_path).with_name(f"{Path(model_path).stem}_pruned.keras")
+    record: dict[str, Any] = {"method": config.prune.method, "structured": result.structured, "report": result.report}
+    if result.structured:
+        earlier = file_kept_filters(model_path)
+        kept = kept_filters(result.report)
+        record["kept_filters"] = compose_kept(earlier, kept) if earlier else kept
     save_model_atomic(result.model, path)
-    write_json_atomic(path.with_suffix(".json"), {"method": config.prune.method, "structured": result.structured,
-                                                   "report": result.report})
+    write_json_atomic(path.with_suffix(".json"), record)
     return path, result.report
+
+
+def file_kept_filters(model_path: str | Path) -> dict[str, list[int]] | None:
+    """The dense-model kept filter indices recorded beside a model file by ``tfrewind prune``, if any."""
+    from .pruning import kept_filters
+
+    record_path = Path(model_path).with_suffix(".json")
+    if not record_path.is_file():
+        return None
+    try:
+        record = read_json(record_path)
+        if not isinstance(record, dict) or not record.get("structured"):
+            return None
+        kept = record.get("kept_filters") or kept_filters(record["report"])
+        return {str(name): [int(i) for i in indices] for name, indices in kept.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelFileError(f"{str(record_path)!r}: not a readable pruning record from `tfrewind prune` "
+                             f"({type(exc).__name__}); restore it or delete it") from None
 
 
 def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -> RunResult:
     """Retrain an already pruned model (``tfrewind retrain``) into a run directory.
 
     The original schedule to rewind to comes from ``train.pretrained`` when it is a run directory
-    (which also provides weight-rewinding checkpoints), else from the ``train`` section.
+    (which also provides weight-rewinding checkpoints), else from the ``train`` section. A
+    filter-pruned file's kept filters (recorded beside it by :func:`prune_file`) slice those
+    checkpoints to its smaller shapes.
     """
     validate(config)
+    kept = file_kept_filters(model_path)
     set_seed(config.seed, config.deterministic)
     set_precision(config.mixed_precision)
     strategy = make_strategy(config.strategy)  # first: multi-worker must configure TF before any variable exists
@@ -59,7 +90,7 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     original = original_record(run, config, data) if config.train.pretrained else \
         OriginalRecord.from_config(config.train, data.steps_per_epoch)
     with strategy.scope():
-        retrain_stage(run, RETRAIN, model, data, config, original, verbose)
+        retrain_stage(run, RETRAIN, model, data, config, original, verbose, kept_filters=kept)
     return RunResult(run.path, {RETRAIN: run.metrics(RETRAIN)})
 
 
@@ -91,4 +122,4 @@ def export_path(model_or_run: str | Path, config: RunConfig, out: str | Path | N
     return report
 
 
-__all__ = ["export_path", "prune_file", "retrain_model"]
+__all__ = ["export_path", "file_kept_filters", "prune_file", "retrain_model"]

@@ -161,8 +161,11 @@ def rewind_weights(pruned: keras.Model, dense_at_epoch: keras.Model,
 
         rewind_structured(pruned, dense_at_epoch, kept_filters)
         return
-    dense_layers = {layer.name: layer for layer in dense_at_epoch.layers}
-    for layer in pruned.layers:
+    # Nested models (a backbone) hold wrapped layers: walk every layer, not just the top level.
+    from .pruning.wrappers import all_layers
+
+    dense_layers = {layer.name: layer for layer in all_layers(dense_at_epoch)}
+    for layer in all_layers(pruned):
         inner = getattr(layer, "layer", None) if hasattr(layer, "pruning_obj") else None
         source = dense_layers.get((inner or layer).name)
         if source is None or not source.weights:

@@ -33,7 +33,8 @@ def checkpoint_dir_of(run: RunDir, config: RunConfig) -> Path:
     return checkpoint_dir(base)
 
 
-def rewind_to_epoch(run: RunDir, config: RunConfig, model: keras.Model, epoch: int) -> None:
+def rewind_to_epoch(run: RunDir, config: RunConfig, model: keras.Model, epoch: int,
+                    kept_filters: dict[str, list[int]] | None = None) -> None:
     """Weight rewinding: surviving weights back to their values after ``epoch`` original epochs."""
     directory = checkpoint_dir_of(run, config)
     checkpoint = rewind_epoch_checkpoint(directory, epoch)
@@ -44,8 +45,13 @@ def rewind_to_epoch(run: RunDir, config: RunConfig, model: keras.Model, epoch: i
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise CheckpointError(f"weight rewinding: checkpoint {str(checkpoint)!r} is unreadable ({reason}); "
                               "restore it from a copy, or retrain with --schedule lr_rewind (needs no checkpoint)") from None
-    kept = structured_kept_filters(run, config)
-    rewind_weights(model, dense, kept)
+    kept = kept_filters if kept_filters is not None else structured_kept_filters(run, config)
+    try:
+        rewind_weights(model, dense, kept)
+    except ValueError as exc:  # shapes differ: a filter-pruned model without its kept filters
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(f"weight rewinding: the weights of {str(checkpoint)!r} do not fit the model ({reason}); "
+                              "a filter-pruned model needs the .json that `tfrewind prune` wrote beside it") from None
 
 
 def structured_kept_filters(run: RunDir, config: RunConfig) -> dict[str, list[int]] | None:

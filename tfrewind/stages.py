@@ -87,8 +87,12 @@ def prune_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, c
 
 
 def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, config: RunConfig,
-                  original: OriginalRecord, verbose: int = 1) -> keras.Model:
-    """Retrain the pruned model with the configured schedule and budget; masks stay fixed."""
+                  original: OriginalRecord, verbose: int = 1,
+                  kept_filters: dict[str, list[int]] | None = None) -> keras.Model:
+    """Retrain the pruned model with the configured schedule and budget; masks stay fixed.
+
+    ``kept_filters``: a filter-pruned model's kept filters when the run has no prune stage of its own.
+    """
     from .pruning import is_wrapped, pruning_callbacks, sparsity_report, strip
 
     stage_dir = run.stage_dir(stage)
@@ -97,7 +101,7 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
     budget = config.retrain.budget_epochs(original.epochs)
     schedule = build_retrain_schedule(config.retrain.schedule, original, budget, config.retrain)
     if needs_weight_rewind(schedule) and not has_backup(stage_dir):  # a resumed stage's backup holds them
-        rewind_to_epoch(run, config, model, original.epochs - budget)
+        rewind_to_epoch(run, config, model, original.epochs - budget, kept_filters)
     compile_model(model, schedule, config.train.weight_decay, config.jit_compile)
     callbacks = list(pruning_callbacks(model))
     if is_wrapped(model):

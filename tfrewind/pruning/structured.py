@@ -33,6 +33,12 @@ def _analyse(model: keras.Model):
         raise ConfigError(f"prune.method: {exc}") from None
 
 
+def _some_reasons(reasons: dict[str, str], shown: int = 3) -> str:
+    """The first few reasons, so that a model with 80 refused convs still gets a readable line."""
+    text = "; ".join(list(reasons.values())[:shown])
+    return text + (f"; and {len(reasons) - shown} more convs" if len(reasons) > shown else "")
+
+
 def _check_ratio(name: str, ratio: Any) -> float:
     if not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or not 0.0 <= ratio < 1.0:
         raise ConfigError(f"prune.ratios: the ratio of {name!r} must be in [0, 1), got {ratio!r}")
@@ -43,7 +49,7 @@ def resolve_ratios(model: keras.Model, request: PruneRequest, chains, reasons) -
     """Conv name → share of filters removed, from a uniform sparsity, a list, a dict or a preset."""
     names = list(chains)
     if not names:
-        detail = "; ".join(reasons.values()) or "it has no Conv2D layer"
+        detail = _some_reasons(reasons) or "it has no Conv2D layer"
         raise ConfigError(f"prune.method {request.method}: model {model.name!r} has no conv whose "
                           f"filters can be removed ({detail})")
     spec: Sequence[float] | dict[str, float] | None = request.ratios
@@ -99,9 +105,10 @@ def check_model(model: keras.Model, request: PruneRequest) -> None:
 
 def _prune_filters(model: keras.Model, request: PruneRequest, choose) -> PruneResult:
     plain, chains, reasons, ratios = _plan(model, request)
+    layers = graph.layers_by_name(plain)
     keep, rows = {}, []
     for index, (name, ratio) in enumerate(ratios.items()):
-        kernel = plain.get_layer(name).get_weights()[0]
+        kernel = layers[name].get_weights()[0]
         n = kernel.shape[-1]
         kept = choose(kernel, kept_count(n, ratio), np.random.default_rng([request.seed, index]))
         if len(kept) < n:
@@ -109,8 +116,9 @@ def _prune_filters(model: keras.Model, request: PruneRequest, choose) -> PruneRe
         rows.append({"layer": name, "ratio": ratio, "filters_before": int(n), "filters_after": len(kept),
                      "shape_before": list(kernel.shape), "kept_filters": [int(i) for i in kept]})
     smaller = filters.rebuild(plain, chains, keep) if keep else W.copy_model(plain)
+    smaller_layers = graph.layers_by_name(smaller)
     for row in rows:
-        row["shape_after"] = list(smaller.get_layer(row["layer"]).get_weights()[0].shape)
+        row["shape_after"] = list(smaller_layers[row["layer"]].get_weights()[0].shape)
     return PruneResult(model=smaller, structured=True, report=_report(model, smaller, request, rows, reasons))
 
 
