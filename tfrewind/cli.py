@@ -165,7 +165,9 @@ def retrain(model_path, config_path, sets, quiet, **flags) -> None:
 @config_option("--sparse", "export.sparse")
 @click.option("--out", help="Output directory. Default: RUN_DIR/export, or MODEL_export/ beside a model file.")
 @config_option("--dataset", "data.name", note="Used for verification, calibration and accuracy when SOURCE is a "
-                                             "model file (a run directory brings its own).")
+                                             "model file (a run directory brings its own); its images must fit "
+                                             "the model's input; when the default's don't, generated inputs "
+                                             "are used (no accuracy, no int8).")
 @config_option("--data-dir", "data.data_dir")
 @click.option("--xnnpack-sparse", is_flag=True, help="Check XNNPack's sparse-inference rules; name the layer that breaks them.")
 @click.option("--allow-select-tf-ops", is_flag=True, help="Allow TensorFlow (Select TF) ops the device runtime may lack.")
@@ -177,7 +179,8 @@ def export_command(source, fmt, quantize, sparse, out, dataset, data_dir, xnnpac
 
     config = load_config(None, overrides({"export.format": fmt, "export.quantize": quantize, "export.sparse": sparse,
                                            "data.name": dataset, "data.data_dir": data_dir}, ()))
-    report = export_path(source, config, out, xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops)
+    report = export_path(source, config, out, xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops,
+                         dataset_given=dataset is not None)
     click.echo(format_table(report))
 
 

@@ -95,14 +95,19 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
 
 
 def export_path(model_or_run: str | Path, config: RunConfig, out: str | Path | None = None,
-                xnnpack_sparse: bool = False, allow_select_tf_ops: bool = False):
-    """``tfrewind export``: export a run's final model (data from its config) or a model file."""
+                xnnpack_sparse: bool = False, allow_select_tf_ops: bool = False, dataset_given: bool = True):
+    """``tfrewind export``: export a run's final model (data from its config) or a model file.
+
+    ``dataset_given=False``: ``config.data`` is only the default, so a model file whose input it does
+    not fit is verified on generated inputs instead of being refused (a run brings its own data).
+    """
     from .export import export_model, resolve_model_path
 
     source = Path(model_or_run)
     if not source.exists():
         raise ModelFileError(f"{str(source)!r} does not exist; give a run directory or a .keras/.h5 model file")
-    if source.is_dir() and (source / "config.yaml").exists():
+    is_run = source.is_dir() and (source / "config.yaml").exists()
+    if is_run:
         from .config import load_config
 
         run_config = load_config(source / "config.yaml")
@@ -114,8 +119,9 @@ def export_path(model_or_run: str | Path, config: RunConfig, out: str | Path | N
     report = export_model(model_path, Path(out) if out else default_out,
                           format=config.export.format if config.export.format != "none" else "tflite",
                           quantize=config.export.quantize, sparse=config.export.sparse, data=data,
-                          xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops)
-    if source.is_dir() and (source / "config.yaml").exists() and run_config.prune.method != "none":
+                          xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops,
+                          data_fallback=not (dataset_given or is_run))
+    if is_run and run_config.prune.method != "none":
         final_retrain = prune_rounds(run_config)[-1][1]
         if model_path.parent.name == final_retrain:  # a finished run's final model: its targets apply
             check_export_sparsity(report, pruned_layer_targets(RunDir(source), run_config))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -22,9 +22,10 @@ from .convert import QUANTIZE_MODES, Encoding, convert
 from .errors import ExportError, ExportVerificationError
 from .files import gzip_size, path_sizes, write_bytes_atomic, write_dir_atomic
 from .report import REPORT_FILE, ExportReport, FileReport, LayerReport, write_report
+from .samples import samples_for
 from .stats import is_wrapped, layer_stats, parameter_counts, strip_model, weight_sparsity
 from .tflite_file import TfliteInfo, inspect_tflite, match_layer
-from .verify import LiteRTLoadError, LiteRTModel, compare, keras_predict, top1_accuracy
+from .verify import LiteRTLoadError, LiteRTModel, Verification, compare, keras_predict, top1_accuracy
 from .xnnpack import check_xnnpack_sparse
 
 FORMATS = tuple(name for name in EXPORT_FORMATS if name != "none")
@@ -42,13 +43,15 @@ def export_model(model_or_path: keras.Model | str | os.PathLike, out_dir: str | 
                  data: DataBundle | None = None, xnnpack_sparse: bool = False,
                  allow_select_tf_ops: bool = False, calibration_images: int = 100,
                  eval_images: int | None = None, latency_runs: int = 50,
-                 latency_threads: Sequence[int] = (1, 2)) -> ExportReport:
+                 latency_threads: Sequence[int] = (1, 2), data_fallback: bool = False) -> ExportReport:
     """Export a (possibly pruned) model for the edge and prove the file runs; see module docs.
 
     ``model_or_path``: a tf_keras model (tfmot-wrapped or plain), a ``.keras``/``.h5`` file or a
     run directory. ``data`` gives real test images for verification and accuracy, and calibration
-    images for int8; without it verification uses seeded random inputs. Writes the model file and
-    ``export.json`` into ``out_dir`` (atomically) and returns the report.
+    images for int8; without it verification uses seeded random inputs. ``data`` whose images do not
+    fit the model's input is refused, unless ``data_fallback`` (a default dataset the user did not
+    choose): then random inputs are used and the report says so (see :mod:`.samples`). Writes the
+    model file and ``export.json`` into ``out_dir`` (atomically) and returns the report.
     """
     _check_options(format, quantize)
     name, model = _load(model_or_path)
@@ -62,12 +65,15 @@ def export_model(model_or_path: keras.Model | str | os.PathLike, out_dir: str | 
                           nonzero_macs=sum(s.nonzero_macs for s in stats))
     report.layers = [LayerReport(s.name, s.kind, s.params, s.macs, s.sparsity, weight=s.weight,
                                  weight_size=s.weight_size) for s in stats]
-    images, labels = _eval_arrays(model, data, eval_images)
+    samples = samples_for(model, data, eval_images, calibration_images, fallback=data_fallback, quantize=quantize)
+    report.verification_data, report.notes = samples.source, list(samples.notes)
+    images = samples.images
     reference = keras_predict(model, images)
+    labels = _labels_that_fit(samples.labels, reference, data, report)
     out_dir = Path(out_dir)
     if format == "tflite":
-        _export_tflite(model, report, out_dir, sparse, data, allow_select_tf_ops, calibration_images,
-                       images, reference, labels)
+        calibration = (samples.representative, (id(data), calibration_images))
+        _export_tflite(model, report, out_dir, sparse, calibration, allow_select_tf_ops, images, reference, labels)
         _measure_latency(report, out_dir, images, latency_runs, latency_threads)
     else:
         _export_tf(model, report, out_dir, format, images, reference, labels)
@@ -101,17 +107,18 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
 # ----------------------------------------------------------------------------- TFLite
 
 
-def _export_tflite(model, report: ExportReport, out_dir: Path, sparse: bool | None, data: DataBundle | None,
-                   allow_select: bool, calibration_images: int, images: np.ndarray,
+def _export_tflite(model, report: ExportReport, out_dir: Path, sparse: bool | None,
+                   calibration: tuple[Callable | None, object], allow_select: bool, images: np.ndarray,
                    reference: np.ndarray, labels: np.ndarray | None) -> None:
+    """``calibration``: (int8 calibration images, the key they are cached under)."""
     quantize = report.quantize
     want_sparse, reason = _sparse_choice(sparse, report.weight_sparsity)
     candidates = [Encoding(quantize, s, allow_select) for s in ([True, False] if want_sparse else [False])]
-    representative = (lambda: data.representative_images(calibration_images)) if data is not None else None
+    representative, calibration_key = calibration
     dense_float = convert(model, Encoding("none", False, allow_select))
     report.reference = FileReport(None, len(dense_float), gzip_size(dense_float))
     for encoding in candidates:
-        content = convert(model, encoding, representative, calibration_key=(id(data), calibration_images))
+        content = convert(model, encoding, representative, calibration_key=calibration_key)
         info = inspect_tflite(content)
         outcome = _try_encoding(content, info, encoding, images, reference, labels, report)
         report.attempts.append({"encoding": encoding.label, "outcome": outcome})
@@ -137,15 +144,24 @@ def _try_encoding(content: bytes, info: TfliteInfo, encoding: Encoding, images: 
         outputs = LiteRTModel(content).predict(images)
     except LiteRTLoadError as exc:
         return f"does not run in LiteRT ({exc})"
-    check = compare(reference, outputs, encoding.quantize)
+    check = compare(reference, outputs, encoding.quantize, info.output_step)
     report.verification = check.to_dict()
     report.verified_with = _litert_label()
     if not check.passed:
         return (f"disagrees with Keras (top-1 agreement {check.agreement:.3f}, need ≥ {check.min_agreement}; "
                 f"max |Δ| {check.max_abs_diff:.3g}, allowed {check.tolerance:.3g})")
+    if check.mostly_tied:
+        report.notes.append(_tied_note(check))
     if labels is not None:
         report.accuracy = top1_accuracy(outputs, labels)
     return "shipped"
+
+
+def _tied_note(check: Verification) -> str:
+    return (f"top-1 agreement says little here: on {check.tied_images} of {check.images} images the model's two "
+            f"highest outputs differ by ≤ {check.tie_window:.2g} (below what the file resolves), so their order "
+            "is a coin toss (an untrained model?); the file was held to max |Δ| "
+            f"{check.max_abs_diff:.2g} ≤ {check.tolerance:.2g}")
 
 
 def _ship_tflite(content: bytes, info: TfliteInfo, encoding: Encoding, report: ExportReport, out_dir: Path) -> None:
@@ -286,21 +302,15 @@ def _load(model_or_path) -> tuple[str, keras.Model]:
     return str(path), load_model_file(path)
 
 
-def _eval_arrays(model: keras.Model, data: DataBundle | None,
-                 limit: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Test images and labels as arrays; without data, 32 seeded random inputs and no labels."""
-    if data is None:
-        shape = tuple(int(d) for d in model.input_shape[1:])
-        return np.random.default_rng(0).normal(size=(32, *shape)).astype(np.float32), None
-    xs, ys, count = [], [], 0
-    for x, y in data.test:
-        xs.append(np.asarray(x, np.float32))
-        ys.append(np.asarray(y))
-        count += len(xs[-1])
-        if limit is not None and count >= limit:
-            break
-    images, labels = np.concatenate(xs), np.concatenate(ys)
-    return (images[:limit], labels[:limit]) if limit is not None else (images, labels)
+def _labels_that_fit(labels: np.ndarray | None, reference: np.ndarray, data: DataBundle | None,
+                     report: ExportReport) -> np.ndarray | None:
+    """Labels only score a model whose outputs are the dataset's classes (else: no accuracy, a note)."""
+    outputs = int(np.prod(reference.shape[1:]))
+    if labels is None or data is None or outputs == data.num_classes:
+        return labels
+    report.notes.append(f"the model has {outputs} outputs but {data.name!r} has {data.num_classes} classes: "
+                        "no accuracy (verification compares the file with the Keras model only)")
+    return None
 
 
 def _litert_label() -> str:

@@ -19,3 +19,7 @@ class UnsupportedOpError(ExportError):
 
 class ExportVerificationError(ExportError):
     """The exported file does not run, or disagrees with the Keras model beyond the tolerance."""
+
+
+class DataMismatchError(ExportError):
+    """The dataset's images do not fit the model's input (or none that fit were given for int8)."""

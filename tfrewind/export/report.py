@@ -72,6 +72,8 @@ class ExportReport:
     select_tf_ops: list[str] = field(default_factory=list)
     verification: dict[str, Any] = field(default_factory=dict)
     verified_with: str = ""
+    verification_data: str = ""
+    """The images verification ran on: a dataset's test split, or generated inputs (no labels)."""
     test_images: int = 0
     accuracy: float | None = None
     """Top-1 of the exported file on the test split (LiteRT for .tflite)."""
@@ -108,10 +110,13 @@ def format_table(report: ExportReport) -> str:
         rows.append(("size vs ref", f"{_ratio(report.size_ratio)} raw, {_ratio(report.gzip_ratio)} gzip"))
     check = report.verification
     if check:
+        ties = f", {check['tied_images']} near-tied" if check.get("tied_images") else ""
         rows.append(("verification", f"{'passed' if check.get('passed') else 'FAILED'}: top-1 agreement "
                                      f"{check['agreement']:.3f} (≥ {check['min_agreement']}), max |Δ| "
                                      f"{check['max_abs_diff']:.2e} (≤ {check['tolerance']:.2e}) on "
-                                     f"{check['images']} images"))
+                                     f"{check['images']} images{ties}"))
+    if report.verification_data:
+        rows.append(("verified on", report.verification_data))
     if report.accuracy is not None:
         keras_acc = f" (Keras {report.keras_accuracy:.4f})" if report.keras_accuracy is not None else ""
         rows.append(("test accuracy", f"{report.accuracy:.4f}{keras_acc} on {report.test_images} images"))

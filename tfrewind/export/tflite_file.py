@@ -46,6 +46,8 @@ class TfliteInfo:
     flex_ops: list[str] = field(default_factory=list)
     custom_ops: list[str] = field(default_factory=list)
     weights: list[WeightTensor] = field(default_factory=list)
+    output_step: float | None = None
+    """Quantization scale of the (first) output as computed: the finest difference the file can show."""
 
     @property
     def sparse_tensors(self) -> int:
@@ -68,6 +70,7 @@ def inspect_tflite(content: bytes) -> TfliteInfo:
             if name in WEIGHT_OPS and len(op.inputs) > 1:
                 index = _constant_source(op.inputs[1], producers, names)
                 info.weights.append(_weight(model, graph, index, name))
+    info.output_step = _output_step(model, names)
     info.flex_ops = sorted(set(info.flex_ops))
     info.custom_ops = sorted(set(info.custom_ops))
     return info
@@ -96,6 +99,24 @@ def _constant_source(index: int, producers: dict, names: list[str]) -> int:
     while index in producers and names[producers[index].opcodeIndex] in _PASS_THROUGH:
         index = producers[index].inputs[0]
     return index
+
+
+def _output_step(model: schema.ModelT, names: list[str]) -> float | None:
+    """The int8 scale of the first output, or of the tensor a final DEQUANTIZE turns into it.
+
+    Why: full-integer files keep a float interface, so the output tensor itself is float32; its
+    resolution is that of the quantized tensor behind the DEQUANTIZE (1/256 after a softmax).
+    """
+    graph = model.subgraphs[0]
+    if graph.outputs is None or not len(graph.outputs):
+        return None
+    index = int(graph.outputs[0])
+    producer = next((op for op in graph.operators if index in op.outputs), None)
+    if producer is not None and names[producer.opcodeIndex] == "DEQUANTIZE":
+        index = int(producer.inputs[0])
+    quant = graph.tensors[index].quantization
+    scales = None if quant is None else quant.scale
+    return float(scales[0]) if scales is not None and len(scales) == 1 else None
 
 
 def _weight(model: schema.ModelT, graph: schema.SubGraphT, index: int, op: str) -> WeightTensor:
