@@ -19,7 +19,7 @@ from tfrewind._keras import keras
 from tfrewind.config import PruneConfig
 from tfrewind.export.stats import layer_stats, strip_model
 from tfrewind.monitor import SparsityMonitor
-from tfrewind.pipeline import check_retrained_sparsity
+from tfrewind.targets import check_retrained_sparsity
 from tfrewind.pruning import macs_per_layer, prune, pruning_callbacks
 
 L = keras.layers

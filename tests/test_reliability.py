@@ -369,7 +369,7 @@ def test_sparsity_targets_are_checked_to_one_weight():
 def test_export_check_compares_the_file_with_the_pruned_model():
     from tfrewind.export.report import ExportReport, LayerReport
     from tfrewind.monitor import SparsityInvariantError
-    from tfrewind.pipeline import check_export_sparsity
+    from tfrewind.targets import check_export_sparsity
 
     report = ExportReport(model="m", format="tflite", quantize="none", encoding="", encoding_reason="")
     report.layers = [LayerReport("conv", "Conv2D", 1000, 0, keras_sparsity=0.7, file_sparsity=0.7)]

@@ -107,6 +107,20 @@ def test_weight_rewinding_restores_earlier_weights_under_the_mask():
         np.testing.assert_array_equal(kernel, expected)  # surviving weights rewound, pruned stay zero
 
 
+def test_a_missing_rewind_epoch_lists_the_kept_epochs_by_their_file_names(tmp_path):
+    """The names the checkpointer writes are read back by the same rule (5-digit epochs included)."""
+    from tfrewind.callbacks import rewind_checkpoint_path
+    from tfrewind.errors import CheckpointError
+    from tfrewind.retraining import rewind_epoch_checkpoint
+
+    for epoch in (12000, 0, 3):
+        rewind_checkpoint_path(tmp_path, epoch).write_bytes(b"")
+    (tmp_path / "epoch_notes.weights.h5").write_bytes(b"")  # not a checkpoint name: ignored
+    assert rewind_epoch_checkpoint(tmp_path, 3) == rewind_checkpoint_path(tmp_path, 3)
+    with pytest.raises(CheckpointError, match=r"kept: \[0, 3, 12000\]"):
+        rewind_epoch_checkpoint(tmp_path, 5)
+
+
 def test_weight_rewind_without_checkpoint_is_a_clear_error(dense_run, tmp_path, capsys):
     for path in (dense_run / "original" / "checkpoints").glob("epoch_0001*"):
         path.rename(path.with_name("moved_" + path.name))
@@ -162,7 +176,7 @@ def test_weight_rewind_after_filter_pruning_slices_the_checkpoint(dense_run, tmp
     # Right after the retrain stage's rewind step (run on the pruned model as the run saved it), the
     # model holds the weights after original epoch 3 cut to the kept filters, sliced here by hand.
     from tfrewind.config import load_config
-    from tfrewind.pipeline import _rewind  # the step retrain_stage runs before fit
+    from tfrewind.rewind import rewind_to_epoch as _rewind  # the step retrain_stage runs before fit
     from tfrewind.rundir import RunDir
 
     pruned = load_model_file(out / "prune" / "model.keras")

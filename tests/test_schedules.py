@@ -187,3 +187,29 @@ def test_momentum_scheduler_refuses_a_frozen_float_momentum():
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "mse")
     with pytest.raises(TypeError, match="tf.Variable"):
         model.fit(np.ones((4, 2)), np.ones((4, 1)), verbose=0, callbacks=[MomentumScheduler(lambda s: 0.8)])
+
+
+def test_a_registered_schedule_asks_for_weight_rewinding_with_a_typed_flag(tmp_path):
+    """``StageSchedule.rewind_weights`` alone makes a (plugin) schedule rewind weights: the pipeline's
+    pre-flight check then wants the original run's checkpoints, as for ``weight_rewind``."""
+    from tfrewind.config import load_config
+    from tfrewind.errors import ConfigError
+    from tfrewind.pipeline import validate
+    from tfrewind.retraining import RETRAIN_SCHEDULES
+
+    def rewinding(original, budget, config):
+        stage = build_retrain_schedule("lr_rewind", original, budget, config)
+        stage.rewind_weights = True
+        return stage
+
+    model_file = tmp_path / "dense.keras"
+    model_file.write_bytes(b"")  # validate() only checks that a pretrained file exists
+    RETRAIN_SCHEDULES.register("rewinding_test")(rewinding)
+    try:
+        config = load_config(None, {"retrain.schedule": "rewinding_test", "train.pretrained": str(model_file),
+                                    "prune.method": "magnitude", "train.epochs": 4, "retrain.budget": 2})
+        with pytest.raises(ConfigError, match="needs the original run's checkpoints"):
+            validate(config)
+        assert not build_retrain_schedule("lr_rewind", OriginalRecord.from_config(config.train, 1), 2).rewind_weights
+    finally:
+        RETRAIN_SCHEDULES.unregister("rewinding_test")

@@ -52,9 +52,9 @@ def test_recorded_schedule_is_the_one_used(dense_run):
     record = json.loads((dense_run / "original" / "schedule.json").read_text())
     assert record["epochs"] == 4
     np.testing.assert_allclose(record["lr_per_epoch"], [0.1, 0.1, 0.01, 0.001], rtol=1e-5)
-    from tfrewind.pipeline import load_recorded_schedule
+    from tfrewind.retraining import OriginalRecord
 
-    schedule, _ = load_recorded_schedule(dense_run / "original" / "schedule.json")
+    schedule = OriginalRecord.from_file(dense_run / "original" / "schedule.json").schedule
     steps = record["steps_per_epoch"]
     assert float(schedule(2 * steps - 1)) == pytest.approx(0.1)
     assert float(schedule(2 * steps)) == pytest.approx(0.01)

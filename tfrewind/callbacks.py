@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -166,9 +167,19 @@ class TensorBoard(keras.callbacks.TensorBoard):
         return logs
 
 
+_CHECKPOINT_NAME = "epoch_{epoch:04d}.weights.h5"
+_CHECKPOINT_PATTERN = re.compile(r"epoch_(\d{4,})\.weights\.h5")
+
+
 def rewind_checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
     """Where the weights after ``epoch`` completed epochs live (epoch 0 = initialisation)."""
-    return Path(directory) / f"epoch_{epoch:04d}.weights.h5"
+    return Path(directory) / _CHECKPOINT_NAME.format(epoch=epoch)
+
+
+def kept_rewind_epochs(directory: str | os.PathLike) -> list[int]:
+    """The epochs whose weights ``directory`` keeps, read from the names :func:`rewind_checkpoint_path` writes."""
+    found = (_CHECKPOINT_PATTERN.fullmatch(p.name) for p in Path(directory).glob("epoch_*.weights.h5"))
+    return sorted(int(match.group(1)) for match in found if match)
 
 
 def save_weights_atomic(model: keras.Model, path: str | os.PathLike) -> Path:

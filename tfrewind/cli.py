@@ -11,62 +11,19 @@ flag; names to choose from come from the registries of :mod:`tfrewind.choices`.
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
-from . import __version__
+from ._version import __version__
 from ._console import cli_console
 from .choices import ORIGINAL_SCHEDULES, RETRAIN_SCHEDULES
-from .cli_options import DynamicHelpOption, RegistryChoice, config_flags, config_option, flag_names
+from .cli_options import (DynamicHelpOption, RegistryChoice, build_config, config_flags, config_option, config_options,
+                          flag_names, overrides, prune_options)
 from .compare_config import CompareConfig
 from .errors import TfrewindError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL_ERROR = 1
-
-
-def _overrides(pairs: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
-    """CLI flags (``dotted.key: value``) plus ``--set key=value`` pairs."""
-    out = {key: value for key, value in pairs.items() if value is not None}
-    for item in sets:
-        if "=" not in item:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
-
-
-def config_options(func):
-    """Options shared by every command that builds a run config."""
-    options = [
-        click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                     help="YAML config file (sections data, model, train, prune, retrain, export)."),
-        config_option("--dataset", "data.name"),
-        config_option("--data-dir", "data.data_dir"),
-        config_option("--model", "model.name"),
-        config_option("--epochs", "train.epochs"),
-        config_option("--batch-size", "data.batch_size"),
-        config_option("--lr", "train.lr"),
-        config_option("--seed", "seed"),
-        config_option("--deterministic", "deterministic"),
-        config_option("--strategy", "strategy", choice=True),
-        config_option("--mixed-precision", "mixed_precision"),
-        config_option("--jit-compile", "jit_compile"),
-        config_option("--out", "out"),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                     help="Override any config field, e.g. --set train.momentum=0.8 (repeatable)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def build_config(config_path: str | None, sets: tuple[str, ...]):
-    """Defaults ← --config YAML ← the config flags the user gave ← --set pairs."""
-    from .config import load_config
-
-    return load_config(config_path, _overrides(config_flags(click.get_current_context()), sets))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -77,18 +34,6 @@ def build_config(config_path: str | None, sets: tuple[str, ...]):
 def cli(ctx: click.Context, debug: bool) -> None:
     """Prune tf_keras models and retrain them with LR rewinding, 1-cycle and friends (Le & Hua, ICLR 2021)."""
     ctx.obj = {"debug": debug}
-
-
-def prune_options(func):
-    options = [
-        config_option("--prune", "prune.method", "prune_method"),
-        config_option("--sparsity", "prune.sparsity"),
-        config_option("--ratios", "prune.ratios"),
-        config_option("--ratios-from", "prune.ratios_from"),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 @cli.command()
@@ -159,8 +104,9 @@ def _resume_config(out: str | None, config_path: str | None) -> str | None:
 def schedule(names, budget, original_epochs, original_lr, original_schedule, milestones, steps_per_epoch,
              per_step, fmt, out) -> None:
     """Preview a retraining schedule: CSV (epoch,lr,momentum) to stdout, or a PNG like the paper's Figure 1."""
-    from .config import parse_budget, _coerce
-    from .preview import describe_original, plot_schedules, rows_to_csv, schedule_rows
+    from .config import parse_budget
+    from .config.parse import _coerce
+    from .preview import describe_original, preview_schedule
 
     chosen = RETRAIN_SCHEDULES.names() if names == "all" else [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in RETRAIN_SCHEDULES]
@@ -170,13 +116,13 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
     epochs = parse_budget(budget, original_epochs)
     original = describe_original(original_epochs, original_lr, _coerce(milestones, list[int], "--milestones"),
                                  steps_per_epoch, schedule=original_schedule)
-    if fmt == "png":
-        path = plot_schedules(chosen, epochs, original, out or "schedule.png")
-        click.echo(f"wrote {path}")
-        return
-    if len(chosen) != 1:
+    if fmt == "csv" and len(chosen) != 1:
         raise click.BadParameter("CSV previews one schedule at a time", param_hint="--schedule")
-    click.echo(rows_to_csv(schedule_rows(chosen[0], epochs, original, per_step=per_step), per_step), nl=False)
+    result = preview_schedule(chosen, epochs, original, fmt=fmt, out=out, per_step=per_step)
+    if fmt == "png":
+        click.echo(f"wrote {result}")
+    else:
+        click.echo(result, nl=False)
 
 
 @cli.command("prune")
@@ -187,7 +133,7 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
 @click.option("--out", help="Pruned model path. Default: MODEL_pruned.keras beside MODEL.")
 def prune_command(model_path, config_path, out, **flags) -> None:
     """Prune a saved tf_keras model once and save it with its per-layer report (MODEL_pruned.json)."""
-    from .pipeline import prune_file
+    from .commands import prune_file
 
     config = build_config(config_path, ())
     path, report = prune_file(model_path, config, out)
@@ -207,7 +153,7 @@ def prune_command(model_path, config_path, out, **flags) -> None:
 def retrain(model_path, config_path, sets, quiet, **flags) -> None:
     """Retrain an already pruned model with a schedule; the original schedule comes from --pretrained
     RUN_DIR or from --epochs/--lr/--set train.milestones=... ."""
-    from .pipeline import retrain_model
+    from .commands import retrain_model
 
     config = build_config(config_path, sets)
     _print_summary(retrain_model(model_path, config, verbose=0 if quiet else 2))
@@ -230,9 +176,9 @@ def export_command(source, fmt, quantize, sparse, out, dataset, data_dir, xnnpac
     """Export RUN_DIR's final model (or a .keras/.h5 MODEL) to TFLite/Keras/SavedModel, verified with LiteRT."""
     from .config import load_config
     from .export import format_table
-    from .pipeline import export_path
+    from .commands import export_path
 
-    config = load_config(None, _overrides({"export.format": fmt, "export.quantize": quantize, "export.sparse": sparse,
+    config = load_config(None, overrides({"export.format": fmt, "export.quantize": quantize, "export.sparse": sparse,
                                            "data.name": dataset, "data.data_dir": data_dir}, ()))
     report = export_path(source, config, out, xnnpack_sparse=xnnpack_sparse, allow_select_tf_ops=allow_select_tf_ops,
                          dataset_given=dataset is not None)
@@ -254,7 +200,7 @@ def compare_command(config_path, sets, dry_run, verbose, **flags) -> None:
     finished cells are skipped on a re-run. Writes results.csv, results.md and PNG plots into --out."""
     from .compare import cell_done, load_compare_config, run_compare
 
-    config = load_compare_config(config_path, _overrides(config_flags(click.get_current_context()), sets))
+    config = load_compare_config(config_path, overrides(config_flags(click.get_current_context()), sets))
     if dry_run:
         cells = config.cells()
         for cell in cells:

@@ -5,7 +5,9 @@ Why: a flag that sets a config field takes its type, default and help from the d
 stays ``None`` — "not given" — so that a ``--config`` YAML is only overridden by flags the user
 typed; the help shows the field's default instead. Names (schedules, methods, formats) are read
 from their registry each time help is shown or a value is parsed, so a name registered at run
-time is listed and accepted without touching the CLI.
+time is listed and accepted without touching the CLI. The option groups several commands share
+(:func:`config_options`, :func:`prune_options`) and the config they build (:func:`build_config`)
+live here too, so :mod:`tfrewind.cli` holds only the commands.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Callable
 
 import click
 
-from .config import RunConfig
+from .config import RunConfig, load_config
 from .config_fields import FieldSpec, field_spec
 from .registry import Registry
 
@@ -106,6 +108,63 @@ def config_flags(ctx: click.Context) -> dict[str, Any]:
 def flag_names(ctx: click.Context) -> dict[str, str]:
     """{dotted key: the flag that sets it} for this command, in the order ``--help`` lists them."""
     return {param.key: param.opts[0] for param in _config_params(ctx)}
+
+
+# ------------------------------------------------------------- option groups the commands share
+
+
+def overrides(pairs: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
+    """CLI flags (``dotted.key: value``) plus ``--set key=value`` pairs."""
+    out = {key: value for key, value in pairs.items() if value is not None}
+    for item in sets:
+        if "=" not in item:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def config_options(func):
+    """Options shared by every command that builds a run config."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                     help="YAML config file (sections data, model, train, prune, retrain, export)."),
+        config_option("--dataset", "data.name"),
+        config_option("--data-dir", "data.data_dir"),
+        config_option("--model", "model.name"),
+        config_option("--epochs", "train.epochs"),
+        config_option("--batch-size", "data.batch_size"),
+        config_option("--lr", "train.lr"),
+        config_option("--seed", "seed"),
+        config_option("--deterministic", "deterministic"),
+        config_option("--strategy", "strategy", choice=True),
+        config_option("--mixed-precision", "mixed_precision"),
+        config_option("--jit-compile", "jit_compile"),
+        config_option("--out", "out"),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override any config field, e.g. --set train.momentum=0.8 (repeatable)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def prune_options(func):
+    """The pruning method and its amount: shared by ``train`` and ``prune``."""
+    options = [
+        config_option("--prune", "prune.method", "prune_method"),
+        config_option("--sparsity", "prune.sparsity"),
+        config_option("--ratios", "prune.ratios"),
+        config_option("--ratios-from", "prune.ratios_from"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_config(config_path: str | None, sets: tuple[str, ...]):
+    """Defaults ← --config YAML ← the config flags the user gave ← --set pairs."""
+    return load_config(config_path, overrides(config_flags(click.get_current_context()), sets))
 
 
 def _config_params(ctx: click.Context) -> list[ConfigOption]:

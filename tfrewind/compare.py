@@ -15,8 +15,9 @@ retraining randomise (random masks/filters, data order, augmentation). Seed vari
 training is therefore *not* in the reported std — it is cheaper, and isolates the retraining effect.
 A cell is finished when its last stage's ``metrics.json`` exists: a re-run skips it, so an
 interrupted sweep resumes; a failing cell is recorded (``error.json``) and the others still run.
-The study's config (grid, validation) is :mod:`tfrewind.compare_config`; the cell files and when a
-cell is finished, :mod:`tfrewind.compare_cells`; the tables and plots, :mod:`tfrewind.compare_report`.
+The study's config (grid) is :mod:`tfrewind.compare_config`, its checks
+:mod:`tfrewind.compare_validate`; the cell files and when a cell is finished,
+:mod:`tfrewind.compare_cells`; the tables and plots, :mod:`tfrewind.compare_report`.
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ from typing import Any, Callable, TextIO
 import yaml
 from tqdm import tqdm
 
+from ._keras import keras
 from .compare_cells import CELL_FILE, ERROR_FILE, cell_done, cell_error, cell_final_stages
-from .compare_config import (CELLS_DIR, ORIGINAL_DIR, Cell, CompareConfig, GridConfig, MethodSpec,
-                             load_compare_config, validate_compare)
+from .compare_config import CELLS_DIR, ORIGINAL_DIR, Cell, CompareConfig, GridConfig, MethodSpec
 from .compare_report import write_results
+from .compare_validate import load_compare_config, validate_compare
 from .config import RunConfig
 from .errors import ConfigError
 from .io import write_json_atomic, write_text_atomic
-from .rundir import CONFIG_FILE, RunDir
+from .pipeline import train
+from .rundir import CONFIG_FILE, ORIGINAL, RunDir
 
 COMPARE_FILE = "compare.yaml"
 
@@ -73,9 +76,6 @@ def run_compare(config: CompareConfig, verbose: int = 0, progress: bool = True, 
     ``stream`` (stderr). ``run_cell(config, verbose)`` replaces :func:`tfrewind.pipeline.train`
     (tests, or a cluster launcher).
     """
-    from ._keras import keras  # TensorFlow and the pipeline load only when a sweep runs (fast --help)
-    from .pipeline import ORIGINAL, train
-
     run_cell = run_cell or train
     stream = stream if stream is not None else sys.stderr
     validate_compare(config)

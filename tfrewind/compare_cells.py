@@ -14,6 +14,8 @@ from __future__ import annotations
 from .compare_config import Cell
 from .config import RunConfig
 from .io import read_json
+from .rounds import prune_rounds
+from .rundir import EXPORT
 
 CELL_FILE = "cell.json"
 ERROR_FILE = "error.json"
@@ -21,8 +23,6 @@ ERROR_FILE = "error.json"
 
 def cell_final_stages(config: RunConfig) -> list[str]:
     """The stages whose metrics.json must exist for the cell to count as finished."""
-    from .pipeline import EXPORT, prune_rounds  # below this module; lazy only because it imports TensorFlow
-
     stages = [prune_rounds(config)[-1][1]]
     if config.export.format != "none":
         stages.append(EXPORT)

@@ -3,7 +3,8 @@
 ``configs/compare/NAME.yaml`` holds the run-config sections shared by every cell (``data``, ``model``,
 ``train``, ``prune``, ``retrain``, ``export``, …), a ``grid:`` section and ``out:``. Flags override
 any of it with dotted keys (``grid.seeds``, ``grid.methods``, ``train.epochs``, ``out``). Everything
-is validated here, before any training: unknown names, impossible budgets, duplicate cells.
+is parsed here (types, allowed keys); the checks against the registries and the pipeline (unknown
+names, impossible budgets, duplicate cells) are :mod:`tfrewind.compare_validate`, before any training.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import (ExportConfig, PruneConfig, RetrainConfig, RunConfig, _build, _coerce, parse_budget, read_yaml,
-                     set_dotted)
+from .config import ExportConfig, PruneConfig, RetrainConfig, RunConfig, parse_budget, read_yaml, set_dotted
+from .config.parse import _build, _coerce
 from .errors import ConfigError
-from .io import read_json
+from .schedule_record import record_path, recorded_epochs
 
 ORIGINAL_DIR = "original_run"
 CELLS_DIR = "cells"
@@ -90,10 +91,8 @@ class CompareConfig:
         return not (pretrained and Path(pretrained).is_dir())
 
     def original_epochs(self) -> int:
-        record = self.original_dir / "original" / "schedule.json"
-        if not self.trains_original and record.exists():
-            return int(read_json(record)["epochs"])
-        return self.base.train.epochs
+        recorded = None if self.trains_original else recorded_epochs(record_path(self.original_dir))
+        return recorded if recorded is not None else self.base.train.epochs
 
     def original_config(self) -> RunConfig:
         """The dense run's config: only data/model/train/seed matter (retrain settings may change freely)."""
@@ -153,9 +152,13 @@ class Cell:
         return Path(self.config.out)
 
 
-def load_compare_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> CompareConfig:
+def parse_compare_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> CompareConfig:
     """Defaults ← YAML (run-config sections + ``grid`` + ``out``) ← overrides (``grid.seeds``, ``out``,
-    ``train.epochs``, …); then everything is validated before any training (:func:`validate_compare`)."""
+    ``train.epochs``, …), parsed into a :class:`CompareConfig` (the names and values each field takes).
+
+    Checks that need the registries and the pipeline (methods, schedules, budgets, every cell) are
+    :func:`tfrewind.compare_validate.validate_compare`, above the pipeline; a config module does not
+    import it. :func:`tfrewind.compare.load_compare_config` does both."""
     raw = dict(read_yaml(path)) if path is not None else {}
     grid_raw = raw.pop("grid", None) or {}
     out = raw.pop("out", None)
@@ -178,9 +181,7 @@ def load_compare_config(path: str | Path | None, overrides: dict[str, Any] | Non
             set_dotted(base, key, value)
     if not out:
         raise ConfigError("out: give the compare output directory (out: in the YAML, or --out DIR)")
-    config = CompareConfig(base=base, grid=grid, out=str(out), description=str(description))
-    validate_compare(config)
-    return config
+    return CompareConfig(base=base, grid=grid, out=str(out), description=str(description))
 
 
 def _build_grid(raw: Any) -> GridConfig:
@@ -230,71 +231,8 @@ def _set_grid(grid: GridConfig, key: str, value: Any) -> None:
         raise ConfigError(f"unknown config key {key!r}; allowed: grid.methods, grid.schedules, grid.budgets, grid.seeds")
 
 
-def validate_compare(config: CompareConfig) -> None:
-    """Every name, value and cell checked up front, so that a typo fails in seconds, not after an hour."""
-    from .pipeline import validate
-    from .pruning import METHODS, PRESETS, make_request
-    from .retraining import RETRAIN_SCHEDULES, OriginalRecord, build_retrain_schedule
-
-    base, grid = config.base, config.grid
-    base.validate()
-    validate(base)
-    for name, values in (("methods", grid.methods), ("schedules", grid.schedules), ("budgets", grid.budgets),
-                         ("seeds", grid.seeds)):
-        if not values:
-            raise ConfigError(f"grid.{name}: give at least one")
-    for schedule in grid.schedules:
-        RETRAIN_SCHEDULES.get(schedule)
-    bad_seeds = [s for s in grid.seeds if s < 0]
-    if bad_seeds:
-        raise ConfigError(f"grid.seeds: must be ≥ 0, got {bad_seeds}")
-    for i, spec in enumerate(grid.methods):
-        if spec.method == "none":
-            raise ConfigError(f"grid.methods[{i}]: 'none' is the unpruned model, which every table already shows")
-        METHODS.get(spec.method)
-        if spec.preset is not None and spec.preset not in PRESETS:
-            raise ConfigError(f"grid.methods[{i}].preset: unknown preset {spec.preset!r}; choose one of: "
-                              f"{', '.join(sorted(PRESETS))}")
-    _check_unique("grid.methods", [m.name for m in grid.methods], "give each a distinct 'label'")
-    _check_unique("grid.schedules", grid.schedules)
-    _check_unique("grid.seeds", grid.seeds)
-    epochs = config.original_epochs()
-    budget_epochs = []
-    for budget in grid.budgets:
-        try:
-            budget_epochs.append(parse_budget(budget, epochs))
-        except ConfigError as exc:
-            raise ConfigError(str(exc).replace("retrain.budget", "grid.budgets", 1)) from None
-    _check_unique("grid.budgets", budget_epochs, f"they resolve to the same epochs of {epochs} original epochs")
-    original = OriginalRecord.from_config(base.train, steps_per_epoch=1) if config.trains_original else \
-        OriginalRecord.from_file(config.original_dir / "original" / "schedule.json")
-    kept = set(base.train.checkpoint_epoch_list()) if config.trains_original else None
-    for spec in grid.methods:  # one representative cell per method × budget × schedule
-        for budget, epochs_b in zip(grid.budgets, budget_epochs):
-            for schedule in grid.schedules:
-                cell = config._cell(spec, schedule, budget, epochs_b, grid.seeds[0])
-                cell.config.validate()
-                make_request(cell.config.prune, cell.seed, preset=cell.config.prune.preset,
-                             policy=cell.config.prune.policy)
-                try:
-                    stage = build_retrain_schedule(schedule, original, epochs_b, cell.config.retrain)
-                except ConfigError as exc:
-                    raise ConfigError(f"grid: {schedule} with budget {budget}: {exc}") from None
-                if stage.description.get("rewind_weights") and kept is not None and \
-                        original.epochs - epochs_b not in kept:
-                    raise ConfigError(f"grid: weight_rewind with budget {budget} needs the weights after epoch "
-                                      f"{original.epochs - epochs_b}; add it to train.checkpoint_epochs")
-
-
-def _check_unique(key: str, values: list, hint: str = "") -> None:
-    dupes = sorted({str(v) for v in values if values.count(v) > 1})
-    if dupes:
-        raise ConfigError(f"{key}: duplicates {', '.join(dupes)}" + (f" ({hint})" if hint else ""))
-
-
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text)
 
 
-__all__ = ["CELLS_DIR", "ORIGINAL_DIR", "Cell", "CompareConfig", "GridConfig", "MethodSpec", "load_compare_config",
-           "validate_compare"]
+__all__ = ["CELLS_DIR", "ORIGINAL_DIR", "Cell", "CompareConfig", "GridConfig", "MethodSpec", "parse_compare_config"]

@@ -21,6 +21,7 @@ from typing import Any
 from .compare_cells import CELL_FILE, ERROR_FILE, cell_done, cell_final_stages
 from .compare_config import Cell, CompareConfig
 from .io import read_json, write_bytes_atomic, write_text_atomic
+from .schedule_record import record_path
 
 CSV_FILE = "results.csv"
 MARKDOWN_FILE = "results.md"
@@ -39,7 +40,7 @@ def write_results(config: CompareConfig) -> tuple[list[dict[str, Any]], list[Pat
     dense = _dense(config)
     cells = config.cells()
     rows = [cell_row(cell, dense) for cell in cells]
-    groups = summarise(config, rows)
+    groups = summarise(rows)
     files = [write_text_atomic(out / CSV_FILE, rows_to_csv(rows)),
              write_text_atomic(out / MARKDOWN_FILE, markdown(config, rows, groups, dense))]
     if any(g["n"] for g in groups):
@@ -96,7 +97,7 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def summarise(config: CompareConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and sample std (n − 1) over seeds per (method, schedule, budget), in grid order."""
     dense = next((r["accuracy_unpruned"] for r in rows if r["accuracy_unpruned"] != ""), None)
     groups: dict[tuple, dict[str, Any]] = {}
@@ -271,7 +272,7 @@ def plot_accuracy(config: CompareConfig, groups: list[dict[str, Any]], dense: di
 
 def plot_schedule_curves(config: CompareConfig, cells: list[Cell]) -> list[Path]:
     """The LR (and momentum) curves of the grid's schedules after the recorded original schedule, per budget."""
-    record = config.original_dir / "original" / "schedule.json"
+    record = record_path(config.original_dir)
     if not record.exists():
         return []
     from .preview import plot_schedules

@@ -1,4 +1,5 @@
-"""Watch pruned models while they train: per-layer sparsity to TensorBoard, and invariants enforced.
+"""Watch pruned models: per-layer sparsity to TensorBoard (after pruning, and per epoch while they
+train), and invariants enforced.
 
 Why enforce and not only log: a pruned weight that silently grows back invalidates the whole
 comparison. With fixed masks (one-shot and iterative retraining) the masks must not change and
@@ -8,6 +9,7 @@ the number of non-zero weights must never rise; a violation stops training with 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -122,3 +124,16 @@ def check_sparsity_targets(achieved: dict[str, float], targets: dict[str, float]
     if problems:
         shown = "; ".join(problems[:4]) + (f"; … {len(problems) - 4} more" if len(problems) > 4 else "")
         raise SparsityInvariantError(f"{where}: pruned layers lost their target sparsity: {shown}")
+
+
+def log_prune_report(log_dir: str | os.PathLike, report: dict[str, Any]) -> None:
+    """Per-layer sparsity and size counts as TensorBoard scalars (step 0) for the prune stage."""
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default(step=0):
+        for row in report.get("layers", []):
+            if "sparsity" in row:
+                tf.summary.scalar(f"sparsity/{row['layer']}", float(row["sparsity"]))
+        for key in ("params_before", "params_after", "flops_before", "flops_after", "sparsity"):
+            if isinstance(report.get(key), (int, float)):
+                tf.summary.scalar(f"prune/{key}", float(report[key]))
+    writer.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import RetrainConfig, TrainConfig
+from .errors import ConfigError
 from .retraining import OriginalRecord, build_retrain_schedule, schedule_table
 
 
@@ -71,6 +72,20 @@ def plot_schedules(names: Sequence[str], budget_epochs: int, original: OriginalR
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
     return write_bytes_atomic(path, buffer.getvalue())
+
+
+def preview_schedule(names: Sequence[str], budget_epochs: int, original: OriginalRecord, fmt: str = "csv",
+                     out: str | Path | None = None, per_step: bool = False) -> str | Path:
+    """``tfrewind schedule``: one schedule's CSV text (``epoch|step,lr,momentum``), or a PNG of several.
+
+    Why one entry point: the command and a notebook get the same preview with one call; the pieces
+    (:func:`schedule_rows`, :func:`plot_schedules`) stay available for custom plots.
+    """
+    if fmt == "png":
+        return plot_schedules(names, budget_epochs, original, out or "schedule.png")
+    if len(names) != 1:
+        raise ConfigError("CSV previews one schedule at a time")
+    return rows_to_csv(schedule_rows(names[0], budget_epochs, original, per_step=per_step), per_step)
 
 
 def original_schedule_stage(original: OriginalRecord):

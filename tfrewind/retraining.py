@@ -25,11 +25,11 @@ from typing import Any, Callable
 import numpy as np
 
 from ._keras import keras, tf
-from .callbacks import rewind_checkpoint_path
+from .callbacks import kept_rewind_epochs, rewind_checkpoint_path
 from .choices import RETRAIN_SCHEDULES
 from .config import RetrainConfig, TrainConfig
 from .errors import CheckpointError, ConfigError
-from .io import read_json
+from .schedule_record import read_schedule_record
 from .schedules import (ConstantLR, OffsetLR, OneCycleLR, OneCycleMomentum, Schedule, peak_lr,
                         scaled_lr_restart)
 from .training import StageSchedule, original_schedule
@@ -58,11 +58,8 @@ class OriginalRecord:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "OriginalRecord":
-        path = Path(path)
-        if not path.exists():
-            raise CheckpointError(f"the original schedule record {str(path)!r} is missing; "
-                                  "retraining schedules that replay it need the original run directory")
-        record = read_json(path)
+        """The record original training wrote (:mod:`tfrewind.schedule_record`), with its schedule object."""
+        record = read_schedule_record(path)
         schedule = keras.optimizers.schedules.deserialize(record["lr_schedule"])
         return cls(schedule, int(record["epochs"]), int(record["steps_per_epoch"]), float(record["momentum"]))
 
@@ -81,6 +78,8 @@ def build_retrain_schedule(name: str, original: OriginalRecord, budget_epochs: i
     """The named retraining schedule for ``budget_epochs`` epochs after ``original``."""
     stage = RETRAIN_SCHEDULES.get(name)(original, int(budget_epochs), config or RetrainConfig())
     stage.epochs = int(budget_epochs)
+    if stage.rewind_weights:  # recorded in metrics.json's schedule_details, as it always was
+        stage.description["rewind_weights"] = True
     stage.description.setdefault("name", name)
     return stage
 
@@ -108,7 +107,7 @@ def lr_rewind(original: OriginalRecord, budget: int, config: RetrainConfig) -> S
 @RETRAIN_SCHEDULES.register("weight_rewind")
 def weight_rewind(original: OriginalRecord, budget: int, config: RetrainConfig) -> StageSchedule:
     stage = lr_rewind(original, budget, config)
-    stage.description["rewind_weights"] = True
+    stage.rewind_weights = True
     return stage
 
 
@@ -129,7 +128,8 @@ def one_cycle(original: OriginalRecord, budget: int, config: RetrainConfig) -> S
 
 
 def needs_weight_rewind(stage: StageSchedule) -> bool:
-    return bool(stage.description.get("rewind_weights"))
+    """Whether the stage starts by rewinding weights (:attr:`StageSchedule.rewind_weights`)."""
+    return stage.rewind_weights
 
 
 # ------------------------------------------------------------------------------ weight rewinding
@@ -139,7 +139,7 @@ def rewind_epoch_checkpoint(checkpoint_dir: str | Path, epoch: int) -> Path:
     """The checkpoint of ``epoch``, or a clear error listing the epochs that were kept."""
     path = rewind_checkpoint_path(checkpoint_dir, epoch)
     if not path.exists():
-        kept = sorted(int(p.name[6:10]) for p in Path(checkpoint_dir).glob("epoch_*.weights.h5"))
+        kept = kept_rewind_epochs(checkpoint_dir)
         raise CheckpointError(
             f"weight rewinding needs the weights after epoch {epoch}, which original training did not keep "
             f"(kept: {kept or 'none'}); set train.checkpoint_epochs to include {epoch}, or pick a budget that "

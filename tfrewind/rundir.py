@@ -22,11 +22,13 @@ from typing import Any
 
 import yaml
 
-from . import __version__
+from ._version import __version__
 from .config import RunConfig, dump_yaml, from_dict
 from .errors import ConfigError, TfrewindError
 from .io import read_json, write_json_atomic, write_text_atomic
 
+ORIGINAL, PRUNE, RETRAIN, EXPORT = "original", "prune", "retrain", "export"
+"""The stages' directory names (iterative pruning adds ``prune_r<i>``/``retrain_r<i>``)."""
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
 DIVERGED_FILE = "diverged.json"

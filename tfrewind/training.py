@@ -64,6 +64,10 @@ class StageSchedule:
     momentum_schedule: Schedule | None = None
     epochs: int = 1
     description: dict[str, Any] = field(default_factory=dict)
+    """What the stage's ``metrics.json`` records about the schedule (``schedule_details``)."""
+    rewind_weights: bool = False
+    """Weight rewinding: before this stage, the surviving weights go back to their values after
+    epoch T − E of original training (Renda et al. 2020); the pipeline acts on this flag."""
 
 
 OriginalBuilder = Callable[[TrainConfig, int], StageSchedule]

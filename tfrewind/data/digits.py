@@ -38,5 +38,4 @@ def digits(config: DataConfig) -> RawSplits:
         num_classes=10,
         mean=[float(x_train.mean())],
         std=[float(x_train.std())],
-        class_names=[str(c) for c in range(10)],
     )

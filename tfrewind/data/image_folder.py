@@ -56,7 +56,7 @@ def image_folder(config: DataConfig) -> RawSplits:
     return RawSplits(
         train=train.map(scale), validation=val.map(scale), test=test.map(scale),
         train_examples=int(train.cardinality()) if int(train.cardinality()) > 0 else _count(train),
-        input_shape=(size, size, channels), num_classes=len(class_names), class_names=class_names,
+        input_shape=(size, size, channels), num_classes=len(class_names),
     )
 
 

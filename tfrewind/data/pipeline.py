@@ -69,7 +69,6 @@ class DataBundle:
     train_examples: int
     batch_size: int
     name: str
-    class_names: Sequence[str] | None = None
     clock: EpochClock | None = None
     """Which epoch ``train`` serves (order and augmentation depend only on seed and epoch)."""
 
@@ -106,7 +105,6 @@ def build_pipelines(raw: RawSplits, config: DataConfig, seed: int) -> DataBundle
         train_examples=raw.train_examples,
         batch_size=batch,
         name=config.name,
-        class_names=raw.class_names,
         clock=clock,
     )
 

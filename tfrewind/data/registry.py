@@ -29,7 +29,6 @@ class RawSplits:
     mean: Sequence[float] | None = None
     """Per-channel mean; ``None`` → estimated from the training images."""
     std: Sequence[float] | None = None
-    class_names: Sequence[str] | None = None
 
 
 DatasetSource = Callable[[DataConfig], RawSplits]

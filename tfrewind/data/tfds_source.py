@@ -50,7 +50,6 @@ def tfds_source(config: DataConfig) -> RawSplits:
         num_classes=int(features["label"].num_classes),
         mean=mean,
         std=std,
-        class_names=list(features["label"].names),
     )
 
 

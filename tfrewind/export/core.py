@@ -14,16 +14,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .._keras import keras, tf
+from .._keras import keras
 from ..choices import EXPORT_FORMATS
 from ..data import DataBundle
-from ..models import load_model_file, save_model_atomic
+from ..models import load_model_file
 from .convert import QUANTIZE_MODES, Encoding, convert
 from .errors import ExportError, ExportVerificationError
-from .files import gzip_size, path_sizes, write_bytes_atomic, write_dir_atomic
+from .files import gzip_size, write_bytes_atomic
 from .report import REPORT_FILE, ExportReport, FileReport, LayerReport, write_report
 from .samples import samples_for
 from .stats import is_wrapped, layer_stats, parameter_counts, strip_model, weight_sparsity
+from .tf_formats import export_tf
 from .tflite_file import TfliteInfo, inspect_tflite, match_layer
 from .verify import LiteRTLoadError, LiteRTModel, Verification, compare, keras_predict, top1_accuracy
 from .xnnpack import check_xnnpack_sparse
@@ -76,7 +77,7 @@ def export_model(model_or_path: keras.Model | str | os.PathLike, out_dir: str | 
         _export_tflite(model, report, out_dir, sparse, calibration, allow_select_tf_ops, images, reference, labels)
         _measure_latency(report, out_dir, images, latency_runs, latency_threads)
     else:
-        _export_tf(model, report, out_dir, format, images, reference, labels)
+        export_tf(model, report, out_dir, format, images, reference, labels)
     if labels is not None:
         report.keras_accuracy = top1_accuracy(reference, labels)
         report.test_images = len(labels)
@@ -244,43 +245,6 @@ def _quantize_hint(quantize: str) -> str:
     if quantize in ("int8", "dynamic"):
         return "; try more calibration images, a trained model, or --quantize float16"
     return ""
-
-
-# ----------------------------------------------------------------------------- Keras / SavedModel
-
-
-def _export_tf(model, report: ExportReport, out_dir: Path, format: str, images: np.ndarray,
-               reference: np.ndarray, labels: np.ndarray | None) -> None:
-    """Write a stripped ``.keras`` or SavedModel, reload it, and check it computes the same thing."""
-    if format == "keras":
-        path = save_model_atomic(model, out_dir / "model.keras")
-        outputs = keras_predict(load_model_file(path), images)
-        report.verified_with = "reloaded with tf_keras (safe_mode)"
-    else:
-        path = write_dir_atomic(out_dir / "saved_model",
-                                lambda tmp: model.save(tmp, save_format="tf", include_optimizer=False))
-        outputs = _saved_model_predict(path, images)
-        report.verified_with = "reloaded with tf.saved_model.load (serving_default)"
-    report.encoding, report.encoding_reason = "float32", f"{format} stores every weight as float32"
-    size, gz = path_sizes(path)
-    report.files = [FileReport(str(path), size, gz)]
-    check = compare(reference, outputs, "none")
-    report.verification = check.to_dict()
-    if not check.passed:
-        raise ExportVerificationError(f"the reloaded {format} model disagrees with the original "
-                                      f"(max |Δ| {check.max_abs_diff:.3g}, top-1 agreement {check.agreement:.3f})")
-    if labels is not None:
-        report.accuracy = top1_accuracy(outputs, labels)
-
-
-def _saved_model_predict(path: Path, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    (input_name,) = serve.structured_input_signature[1].keys()
-    chunks = []
-    for start in range(0, len(images), batch_size):
-        result = serve(**{input_name: tf.constant(images[start:start + batch_size])})
-        chunks.append(np.asarray(next(iter(result.values()))))
-    return np.concatenate(chunks, axis=0)
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -12,9 +12,10 @@ import os
 import zipfile
 from pathlib import Path
 
-from .._keras import keras, tfmot
+from .._keras import keras
 from ..errors import ModelFileError
 from ..io import write_with_atomic
+from .. import serialization
 from .layers import CUSTOM_OBJECTS
 
 MODEL_SUFFIXES = (".keras", ".h5")
@@ -22,14 +23,7 @@ MODEL_SUFFIXES = (".keras", ".h5")
 
 def custom_objects() -> dict:
     """Everything a tfrewind model file may reference: our layers, tfmot's wrappers, our schedules."""
-    from .. import pruning  # noqa: F401  (registers tfrewind>FixedMask, saved inside pruned models)
-
-    objects = dict(CUSTOM_OBJECTS)
-    objects.update(keras.utils.get_custom_objects())
-    # prune_scope's objects are thread-local: get_custom_objects() does not list them.
-    with tfmot.sparsity.keras.prune_scope():
-        objects["PruneLowMagnitude"] = keras.utils.get_registered_object("PruneLowMagnitude")
-    return objects
+    return {**CUSTOM_OBJECTS, **serialization.custom_objects()}
 
 
 def load_model_file(path: str | os.PathLike) -> keras.Model:

@@ -18,7 +18,8 @@ import math
 from typing import Any
 
 from .._keras import keras
-from ..config import PRUNING_SCHEDULES, PruneConfig
+from ..choices import PRUNING_SCHEDULES
+from ..config import PruneConfig
 from ..errors import ConfigError
 from . import structured, unstructured  # noqa: F401  (register the methods)
 from .filters import compose_kept, kept_filters, rewind_structured
@@ -26,7 +27,7 @@ from .flops import count_nonzero, count_params, macs_per_layer, sparse_macs, tot
 from .presets import PRESETS
 from .registry import METHODS, Method, PruneRequest, PruneResult, check_request
 from .report import size_report, sparsity_report
-from .schedules import FixedMask, gradual_schedule, iterative_plan, iterative_targets, round_fraction
+from .schedules import FixedMask, gradual_schedule, gradual_steps, iterative_plan, iterative_targets, round_fraction
 from .structured import prunable_convs
 from .wrappers import is_wrapped, masks, prunable_layers, pruning_callbacks, strip, wrap, wrappers
 
@@ -108,8 +109,8 @@ def _request(config: PruneConfig, seed: int, target_sparsity: float | None = Non
 
 __all__ = [
     "METHODS", "PRESETS", "FixedMask", "Method", "PruneRequest", "PruneResult",
-    "check", "compose_kept", "count_nonzero", "count_params", "gradual_schedule", "is_wrapped", "iterative_plan",
-    "iterative_targets", "kept_filters", "macs_per_layer", "make_request", "masks", "prunable_convs",
+    "check", "compose_kept", "count_nonzero", "count_params", "gradual_schedule", "gradual_steps", "is_wrapped",
+    "iterative_plan", "iterative_targets", "kept_filters", "macs_per_layer", "make_request", "masks", "prunable_convs",
     "prunable_layers", "prune", "pruning_callbacks", "rewind_structured", "round_fraction", "size_report",
     "sparse_macs", "sparsity_report", "strip", "total_macs", "wrap", "wrappers",
 ]

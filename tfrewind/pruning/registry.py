@@ -65,7 +65,6 @@ class Method:
     structured: bool
     run: Callable[[keras.Model, PruneRequest], PruneResult]
     supports_gradual: bool = False
-    description: str = ""
     options: tuple[str, ...] = ()
     """The :data:`OPTIONS` this method reads."""
     check_options: Callable[[PruneRequest], None] | None = None
@@ -80,7 +79,7 @@ METHODS: Registry[Method] = PRUNE_METHODS
 """Declared in :mod:`tfrewind.choices` (so ``--help`` lists the methods without TensorFlow)."""
 
 
-def register(name: str, structured: bool, supports_gradual: bool = False, description: str = "",
+def register(name: str, structured: bool, supports_gradual: bool = False,
              options: tuple[str, ...] = (), check_options: Callable[[PruneRequest], None] | None = None,
              check_model: Callable[[keras.Model, PruneRequest], None] | None = None):
     """Decorator: register ``run`` as pruning method ``name`` (see :class:`Method` for the rest)."""
@@ -89,7 +88,7 @@ def register(name: str, structured: bool, supports_gradual: bool = False, descri
         raise ValueError(f"pruning method {name!r}: unknown options {sorted(unknown)}")
 
     def add(run: Callable[[keras.Model, PruneRequest], PruneResult]):
-        METHODS.register(name)(Method(name, structured, run, supports_gradual, description, tuple(options),
+        METHODS.register(name)(Method(name, structured, run, supports_gradual, tuple(options),
                                       check_options, check_model))
         return run
 

@@ -3,39 +3,18 @@
 Why our own tfmot ``PruningSchedule``: tfmot recomputes masks by per-layer magnitude whenever its
 schedule says so. Masks we choose ourselves (global magnitude, random, a one-shot magnitude mask
 computed before training) must never be overwritten, so :class:`FixedMask` always answers "don't
-prune". It is registered keras-serializable under package ``tfrewind`` and its ``get_config``
-returns ``{"class_name", "config"}`` (what ``PruneLowMagnitude.from_config`` deserializes), so
-saved pruned models reload.
+prune". It lives in :mod:`tfrewind.serialization` (registered keras-serializable under package
+``tfrewind``), where the model loader finds it without importing pruning.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from .._keras import keras, tf, tfmot
+from .._keras import tfmot
 from ..config import PruneConfig
 from ..errors import ConfigError
-
-
-@keras.utils.register_keras_serializable(package="tfrewind")
-class FixedMask(tfmot.sparsity.keras.PruningSchedule):
-    """A schedule that never prunes: the masks written into the wrappers stay as they are.
-
-    ``sparsity`` is informational only (the target the masks were made for); tfmot reads it
-    only when the first element of ``__call__`` is true, which never happens.
-    """
-
-    def __init__(self, sparsity: float = 0.0):
-        self.sparsity = float(sparsity)
-
-    def __call__(self, step):
-        return tf.constant(False), tf.constant(self.sparsity, dtype=tf.float32)
-
-    def get_config(self) -> dict:
-        return {
-            "class_name": keras.utils.get_registered_name(type(self)),
-            "config": {"sparsity": self.sparsity},
-        }
+from ..serialization import FixedMask  # noqa: F401  (re-exported: pruning.FixedMask)
 
 
 def gradual_schedule(target: float, begin_step: int, end_step: int, frequency: int = 100,
@@ -53,6 +32,19 @@ def gradual_schedule(target: float, begin_step: int, end_step: int, frequency: i
         initial_sparsity=float(initial_sparsity), final_sparsity=float(target),
         begin_step=int(begin_step), end_step=int(end_step), power=float(power),
         frequency=int(frequency))
+
+
+def gradual_steps(budget_steps: int, steps_per_epoch: int) -> dict[str, int]:
+    """tfmot's ``begin_step``/``end_step``/``frequency`` for gradual pruning during a retraining of
+    ``budget_steps``: prune twice per epoch and reach the target by 75 % of the budget.
+
+    tfmot prunes only at multiples of the frequency up to ``end_step``: end on one, or it stops short.
+    """
+    frequency = max(1, steps_per_epoch // 2)
+    end_step = frequency * max(1, -(-int(0.75 * budget_steps) // frequency))
+    if end_step > budget_steps:
+        end_step = frequency * max(1, budget_steps // frequency)
+    return {"begin_step": 0, "end_step": end_step, "frequency": frequency}
 
 
 def iterative_targets(final: float, rounds: int) -> list[float]:

@@ -141,13 +141,13 @@ def _report(before, after, request: PruneRequest, rows, reasons) -> dict[str, An
 CHECKS = {"check_options": check_options, "check_model": check_model}
 
 
-@register("l1_filter", structured=True, options=("ratios", "preset"), **CHECKS,
-          description="remove the conv filters with the smallest L1 norm (Li et al. 2017), then rebuild")
+@register("l1_filter", structured=True, options=("ratios", "preset"), **CHECKS)
 def l1_filter(model: keras.Model, request: PruneRequest) -> PruneResult:
+    """Remove the conv filters with the smallest L1 norm (Li et al. 2017), then rebuild."""
     return _prune_filters(model, request, l1_keep)
 
 
-@register("random_filter", structured=True, options=("ratios", "preset"), **CHECKS,
-          description="remove randomly chosen conv filters at the same per-layer ratios (seeded)")
+@register("random_filter", structured=True, options=("ratios", "preset"), **CHECKS)
 def random_filter(model: keras.Model, request: PruneRequest) -> PruneResult:
+    """Remove randomly chosen conv filters at the same per-layer ratios (seeded)."""
     return _prune_filters(model, request, random_keep)

@@ -147,9 +147,9 @@ def check_model(model: keras.Model, request: PruneRequest) -> None:
 CHECKS = {"check_options": check_options, "check_model": check_model}
 
 
-@register("magnitude", structured=False, supports_gradual=True, options=("policy",), **CHECKS,
-          description="layer-wise magnitude: every Conv/Dense layer at the target sparsity")
+@register("magnitude", structured=False, supports_gradual=True, options=("policy",), **CHECKS)
 def magnitude(model: keras.Model, request: PruneRequest) -> PruneResult:
+    """Layer-wise magnitude: every Conv/Dense layer at the target sparsity."""
     if request.schedule == "gradual":
         return _gradual(model, request)
     wrapped, old, kernels = _prepare(model, request, FixedMask(request.sparsity))
@@ -157,28 +157,29 @@ def magnitude(model: keras.Model, request: PruneRequest) -> PruneResult:
     return _result(model, wrapped, request)
 
 
-@register("global_magnitude", structured=False, options=("policy",), **CHECKS,
-          description="one magnitude threshold across all Conv/Dense layers (the paper's unstructured setting)")
+@register("global_magnitude", structured=False, options=("policy",), **CHECKS)
 def global_magnitude(model: keras.Model, request: PruneRequest) -> PruneResult:
+    """One magnitude threshold across all Conv/Dense layers (the paper's unstructured setting)."""
     wrapped, old, kernels = _prepare(model, request, FixedMask(request.sparsity))
     new, threshold = M.global_magnitude(kernels, request.sparsity, old)
     W.set_masks(wrapped, new, thresholds={n: threshold for n in new})
     return _result(model, wrapped, request, threshold=threshold)
 
 
-@register("random", structured=False, options=("policy", "ratios_from"), **CHECKS,
-          description="random masks with exactly the per-layer ratios of prune.ratios_from (seeded)")
+@register("random", structured=False, options=("policy", "ratios_from"), **CHECKS)
 def random(model: keras.Model, request: PruneRequest) -> PruneResult:
+    """Random masks with exactly the per-layer ratios of prune.ratios_from (seeded)."""
     wrapped, old, kernels = _prepare(model, request, FixedMask(request.sparsity))
     zeros = reference_zeros(kernels, request, old)
     W.set_masks(wrapped, M.random(kernels, zeros, request.seed, old))
     return _result(model, wrapped, request, ratios_from=request.ratios_from)
 
 
-@register("m_by_n", structured=False, options=("policy", "m_by_n"), **CHECKS,
-          description="tfmot's m-by-n structured sparsity (2:4 by default) along input channels")
+@register("m_by_n", structured=False, options=("policy", "m_by_n"), **CHECKS)
 def m_by_n(model: keras.Model, request: PruneRequest) -> PruneResult:
-    """tfmot computes the masks itself (its m_by_n rule fires at pruning step 1): we run that step now.
+    """tfmot's m-by-n structured sparsity (2:4 by default) along input channels.
+
+    tfmot computes the masks itself (its m_by_n rule fires at pruning step 1): we run that step now.
 
     tfmot fires again at the first training step, on the already-masked kernel, which gives the
     same mask back; the FixedMask schedule stops any other update.
