@@ -30,12 +30,13 @@ def _pruned_efficientnet(seed: int) -> keras.Model:
     return prune(model, PruneConfig(method="magnitude", sparsity=0.5), seed=0).model
 
 
-@pytest.mark.slow  # two EfficientNetB0 int8 conversions (sparse attempt + dense fallback each)
+@pytest.mark.slow  # an EfficientNetB0 int8 conversion (sparse attempt + dense fallback)
 def test_pruned_application_int8_ships_a_verified_file_every_time(synthetic, tmp_path):
-    """The issue's `--prune magnitude --sparsity 0.5` then `export --quantize int8`, run twice as a
-    user would (a fresh random init each time): both runs ship a file that runs in LiteRT."""
+    """The issue's `--prune magnitude --sparsity 0.5` then `export --quantize int8` as a user would run
+    it on a fresh random init (seed 2 failed before the fix with top-1 agreement 0.703; seed 1 with
+    0.896: one init keeps the suite fast, the fast test below covers the tie rule on its own)."""
     images = np.concatenate([x.numpy() for x, _ in synthetic.test])[:256]
-    for run in (1, 2):
+    for run in (2,):
         model = _pruned_efficientnet(seed=run)
         report = export_model(model, tmp_path / str(run), quantize="int8", data=synthetic, calibration_images=32,
                               eval_images=256, latency_runs=0)
