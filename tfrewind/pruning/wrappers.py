@@ -4,6 +4,9 @@ Why only Conv/Dense: ``prune_low_magnitude`` on a whole model wraps every layer 
 the final float32 Activation), which renames them (``get_layer('bn0')`` fails) and breaks mixed
 precision. We clone the model and wrap just the layers with a prunable kernel; the wrapper's
 inner layer keeps its original name, so :func:`wrappers` maps original names to wrappers.
+Why our own clone loop and not ``prune_low_magnitude(model, pruning_policy=...)``: tfmot does not
+descend into nested models — checked on tfmot 0.8.1 with a MobileNetV2 inside a Sequential, with
+and without a policy, the backbone stays unwrapped and only the outer Dense is pruned.
 """
 
 from __future__ import annotations
