@@ -17,7 +17,8 @@ from clirun import run_cli
 from tbreader import read_scalars
 from tfrewind._keras import keras
 from tfrewind.config import PruneConfig
-from tfrewind.export.stats import layer_stats, strip_model
+from tfrewind.export.stats import layer_stats
+from tfrewind.pruning.wrappers import strip
 from tfrewind.monitor import SparsityMonitor
 from tfrewind.targets import check_retrained_sparsity
 from tfrewind.pruning import macs_per_layer, prune, pruning_callbacks
@@ -72,7 +73,7 @@ def test_every_check_counts_exactly_the_weight_tfmot_pruned(kind, tmp_path):
     assert logged == pytest.approx(TARGET, abs=1 / expected_size)
     check_retrained_sparsity(pruned, {"target": (row["sparsity"], row["size"])}, "retrain")
 
-    stripped = strip_model(pruned)
+    stripped = strip(pruned)
     pruned_weight = getattr(stripped.get_layer("target"), attribute)
     assert zeros_share(pruned_weight) == pytest.approx(TARGET, abs=1 / expected_size)  # what tfmot really pruned
     exported = {s.name: s for s in layer_stats(stripped)}["target"]
@@ -87,7 +88,7 @@ def test_depthwise_conv_is_left_dense_and_the_rest_still_prunes():
     result = prune(keras.Model(inputs, outputs), PruneConfig(method="magnitude", sparsity=TARGET), seed=0)
     rows = {r["layer"]: r for r in result.report["layers"]}
     assert set(rows) == {"head"} and rows["head"]["sparsity"] == pytest.approx(TARGET, abs=1e-3)
-    stats = {s.name: s for s in layer_stats(strip_model(result.model))}
+    stats = {s.name: s for s in layer_stats(strip(result.model))}
     assert stats["dw"].sparsity == 0.0 and stats["head"].sparsity == pytest.approx(TARGET, abs=1e-3)
 
 

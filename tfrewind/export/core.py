@@ -18,12 +18,13 @@ from .._keras import keras
 from ..choices import EXPORT_FORMATS
 from ..data import DataBundle
 from ..models import load_model_file
+from ..pruning.wrappers import strip
 from .convert import QUANTIZE_MODES, Encoding, convert
 from .errors import ExportError, ExportVerificationError
 from .files import gzip_size, write_bytes_atomic
 from .report import REPORT_FILE, ExportReport, FileReport, LayerReport, write_report
 from .samples import samples_for
-from .stats import is_wrapped, layer_stats, parameter_counts, strip_model, weight_sparsity
+from .stats import is_wrapped, layer_stats, parameter_counts, weight_sparsity
 from .tf_formats import export_tf
 from .tflite_file import TfliteInfo, inspect_tflite, match_layer
 from .verify import LiteRTLoadError, LiteRTModel, Verification, compare, keras_predict, top1_accuracy
@@ -57,7 +58,7 @@ def export_model(model_or_path: keras.Model | str | os.PathLike, out_dir: str | 
     _check_options(format, quantize)
     name, model = _load(model_or_path)
     wrapped = is_wrapped(model)
-    model = strip_model(model)
+    model = strip(model)
     stats = layer_stats(model)
     params, nonzero = parameter_counts(model)
     report = ExportReport(model=name, format=format, quantize=quantize, encoding="", encoding_reason="",

@@ -16,10 +16,10 @@ import numpy as np
 
 from .._keras import keras
 from ..pruning import flops
-from ..pruning.wrappers import all_layers, effective_weights, is_wrapped, prunable_weights, strip, unwrap
+from ..pruning.wrappers import all_layers, effective_weights, is_wrapped, prunable_weights, unwrap
 
-__all__ = ["LayerStats", "fingerprint", "is_wrapped", "layer_stats", "parameter_counts", "strip_model",
-           "weight_layers", "weight_sparsity"]
+__all__ = ["LayerStats", "fingerprint", "is_wrapped", "layer_stats", "parameter_counts", "weight_layers",
+           "weight_sparsity"]
 
 
 @dataclass
@@ -42,18 +42,6 @@ class LayerStats:
     @property
     def sparsity(self) -> float:
         return 1.0 - self.weight_nonzero / self.weight_size if self.weight_size else 0.0
-
-
-def strip_model(model: keras.Model) -> keras.Model:
-    """The plain model an edge device runs: tfmot wrappers removed, their masks applied.
-
-    Why apply the masks: between an optimizer step and the next forward pass a wrapper's raw
-    kernel can hold non-zero "pruned" values; the wrapped model multiplies by the mask anyway,
-    so the stripped model must too, or it would compute something else. This writes the masked
-    values into the (shared) kernel variables — the state tfmot itself restores on every forward
-    pass. Physically smaller (filter-pruned) and plain models are returned unchanged.
-    """
-    return strip(model)
 
 
 def weight_layers(model: keras.Model) -> list[keras.layers.Layer]:

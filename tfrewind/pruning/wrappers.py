@@ -201,7 +201,14 @@ def apply_masks(model: keras.Model) -> None:
 
 
 def strip(model: keras.Model) -> keras.Model:
-    """The plain model without wrappers, pruned weights exactly zero; plain models pass through."""
+    """The plain model an edge device runs: tfmot wrappers removed, pruned weights exactly zero.
+
+    Why apply the masks first: between an optimizer step and the next forward pass a wrapper's raw
+    kernel can hold non-zero "pruned" values; the wrapped model multiplies by the mask anyway, so
+    the stripped model must too, or it would compute something else. This writes the masked values
+    into the (shared) kernel variables — the state tfmot itself restores on every forward pass.
+    Physically smaller (filter-pruned) and plain models are returned unchanged.
+    """
     if not is_wrapped(model):
         return model
     apply_masks(model)
