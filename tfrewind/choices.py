@@ -23,8 +23,13 @@ RETRAIN_SCHEDULES: Registry[Any] = Registry(
 """Retraining schedules of the paper, in its order: builders in :mod:`tfrewind.retraining`."""
 
 PRUNE_METHODS: Registry[Any] = Registry(
-    "pruning method", declare=("magnitude", "global_magnitude", "random", "m_by_n", "l1_filter", "random_filter"))
-"""Pruning methods: :mod:`tfrewind.pruning.unstructured` and :mod:`tfrewind.pruning.structured`."""
+    "pruning method", declare=("magnitude", "global_magnitude", "random", "m_by_n", "l1_filter", "l2_filter",
+                               "random_filter", "fpgm_filter", "bn_scale_filter"))
+"""Pruning methods: :mod:`tfrewind.pruning.unstructured`, and one ``<criterion>_filter`` channel method per
+criterion of :mod:`tfrewind.pruning.criteria` (:mod:`tfrewind.pruning.structured`)."""
+
+ALLOCATIONS: Registry[Any] = Registry("MACs allocation", ordered=True, declare=("uniform", "global"))
+"""How channel pruning shares a MACs target among groups: :mod:`tfrewind.pruning.allocation`."""
 
 STRATEGIES: Registry[Any] = Registry(
     "distribution strategy", ordered=True, declare=("default", "mirrored", "multi_worker", "tpu"))

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Union
 
-from ..choices import (AUGMENTATIONS, EXPORT_FORMATS, ORIGINAL_SCHEDULES, PRUNE_METHODS, PRUNING_SCHEDULES,
+from ..choices import (ALLOCATIONS, AUGMENTATIONS, EXPORT_FORMATS, ORIGINAL_SCHEDULES, PRUNE_METHODS, PRUNING_SCHEDULES,
                       QUANTIZE_MODES, RETRAIN_SCHEDULES, STRATEGIES)
 from ..errors import ConfigError
 from ..registry import Registry
@@ -146,7 +146,18 @@ class PruneConfig:
     sparsity: float = 0.8
     """Target fraction of weights (or filters) removed, in (0, 1)."""
     ratios: list[float] | None = None
-    """Per-layer filter ratios for structured methods, one per prunable conv (overrides ``sparsity``)."""
+    """Channel methods: share of channels removed per prunable channel group, in model order (overrides
+    ``sparsity``, which removes that share from every group)."""
+    macs: float | None = None
+    """Channel methods: prune until the model has at most this share of its dense MACs (instead of
+    ``sparsity``), e.g. 0.5."""
+    allocation: str = _named("uniform", ALLOCATIONS)
+    """Channel methods with ``macs``: one ratio for every group (``uniform``), or rank channels across
+    groups by normalised score (``global``)."""
+    round_to: int = 1
+    """Channel methods: keep channel counts multiples of this (8 or 16 suit SIMD kernels)."""
+    ignored_layers: list[str] | None = None
+    """Channel methods: layer names whose channels all stay (their whole groups are not pruned)."""
     ratios_from: str = "global_magnitude"
     """Whose per-layer ratios ``random`` copies: a pruning method's (``global_magnitude``, ``magnitude``) or
     ``uniform`` (other methods refuse another value)."""
@@ -173,6 +184,11 @@ class PruneConfig:
             bad = [r for r in self.ratios if not (_finite(r) and 0.0 <= r < 1.0)]
             _check(not bad, "prune.ratios", f"each ratio must be in [0, 1), got {bad}")
         _check_choice(self.schedule, PRUNING_SCHEDULES, "prune.schedule")
+        _check(self.macs is None or (_finite(self.macs) and 0.0 < self.macs < 1.0), "prune.macs",
+               f"must be strictly between 0 and 1 (the share of MACs kept), got {self.macs}")
+        _check_choice(self.allocation, ALLOCATIONS, "prune.allocation")
+        _check(isinstance(self.round_to, int) and self.round_to >= 1, "prune.round_to",
+               f"must be a positive integer, got {self.round_to!r}")
         _check(self.rounds >= 1, "prune.rounds", "must be a positive integer")
         _check(self.schedule == "iterative" or self.rounds == _default(PruneConfig, "rounds"), "prune.rounds",
                f"only the iterative schedule prunes in rounds, not {self.schedule}; "

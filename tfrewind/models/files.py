@@ -22,8 +22,16 @@ MODEL_SUFFIXES = (".keras", ".h5")
 
 
 def custom_objects() -> dict:
-    """Everything a tfrewind model file may reference: our layers, tfmot's wrappers, our schedules."""
-    return {**CUSTOM_OBJECTS, **serialization.custom_objects()}
+    """Everything a tfrewind model file may reference: our layers, tfmot's wrappers, our schedules,
+    and the layers tf_keras' own applications define without registering them (ConvNeXt's
+    ``LayerScale``/``StochasticDepth``: without them a saved ConvNeXt does not reload)."""
+    return {**_application_layers(), **CUSTOM_OBJECTS, **serialization.custom_objects()}
+
+
+def _application_layers() -> dict:
+    from tf_keras.src.applications import convnext
+
+    return {"LayerScale": convnext.LayerScale, "StochasticDepth": convnext.StochasticDepth}
 
 
 def load_model_file(path: str | os.PathLike) -> keras.Model:

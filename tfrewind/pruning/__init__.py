@@ -22,7 +22,7 @@ from ..choices import PRUNING_SCHEDULES
 from ..config import PruneConfig
 from ..errors import ConfigError
 from . import structured, unstructured  # noqa: F401  (register the methods)
-from .filters import compose_kept, kept_filters, rewind_structured
+from .surgery import compose_kept, kept_filters, rewind_structured
 from .flops import count_nonzero, count_params, macs_per_layer, sparse_macs, total_macs
 from .presets import PRESETS
 from .registry import METHODS, Method, PruneRequest, PruneResult, check_request
@@ -59,8 +59,12 @@ def make_request(config: PruneConfig, seed: int, target_sparsity: float | None =
             if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) \
                     or not 0.0 <= r < 1.0:
                 raise ConfigError(f"prune.ratios[{i}]: each ratio must be in [0, 1), got {r!r}")
+    if config.macs is not None and config.schedule != "one_shot":
+        raise ConfigError(f"prune.macs: a MACs target works with the one_shot schedule, not {config.schedule!r}")
     request = PruneRequest(method=config.method, sparsity=sparsity, seed=int(seed), ratios=ratios,
-                           ratios_from=config.ratios_from, schedule=config.schedule, **options)
+                           ratios_from=config.ratios_from, schedule=config.schedule, macs=config.macs,
+                           allocation=config.allocation, round_to=config.round_to,
+                           ignored_layers=tuple(config.ignored_layers or ()), **options)
     check_request(method, request)
     return method, request
 
@@ -68,7 +72,8 @@ def make_request(config: PruneConfig, seed: int, target_sparsity: float | None =
 def prune(model: keras.Model, config: PruneConfig, seed: int, target_sparsity: float | None = None,
           *, begin_step: int = 0, end_step: int | None = None, frequency: int = 100,
           m_by_n: tuple[int, int] = (2, 4), policy: str | None = None,
-          preset: str | None = None, layer_ratios: dict[str, float] | None = None) -> PruneResult:
+          preset: str | None = None, layer_ratios: dict[str, float] | None = None,
+          batches: Any = None) -> PruneResult:
     """Prune ``model`` (never modified) once with ``config.method``; see :class:`PruneResult`.
 
     ``target_sparsity`` overrides ``config.sparsity`` (iterative rounds). ``begin_step``/
@@ -76,11 +81,12 @@ def prune(model: keras.Model, config: PruneConfig, seed: int, target_sparsity: f
     the ``m_by_n`` method. ``policy="xnnpack"``: tfmot's PruneForLatencyOnXNNPack (1×1 convs only).
     ``preset``: named filter ratios (:data:`PRESETS`); ``layer_ratios``: conv name → ratio (unnamed
     convs keep all filters); both for filter methods and overriding ``config.ratios``. A method
-    refuses an option it does not use (:data:`.registry.OPTIONS`).
+    refuses an option it does not use (:data:`.registry.OPTIONS`). ``batches``: training batches
+    for the channel criteria that read data (``taylor``, ``hrank``).
     """
     method, request = _request(config, seed, target_sparsity, begin_step=begin_step, end_step=end_step,
                                frequency=frequency, m_by_n=m_by_n, policy=policy, preset=preset,
-                               layer_ratios=layer_ratios)
+                               layer_ratios=layer_ratios, batches=batches)
     return method.run(model, request)
 
 
@@ -100,11 +106,12 @@ def check(model: keras.Model, config: PruneConfig, seed: int, target_sparsity: f
 def _request(config: PruneConfig, seed: int, target_sparsity: float | None = None, *, begin_step: int = 0,
              end_step: int | None = None, frequency: int = 100, m_by_n: tuple[int, int] = (2, 4),
              policy: str | None = None, preset: str | None = None,
-             layer_ratios: dict[str, float] | None = None) -> tuple[Method, PruneRequest]:
+             layer_ratios: dict[str, float] | None = None, batches: Any = None) -> tuple[Method, PruneRequest]:
     if layer_ratios is not None:
         config = dataclasses.replace(config, ratios=dict(layer_ratios))
     return make_request(config, seed, target_sparsity, begin_step=begin_step, end_step=end_step,
-                        frequency=frequency, m_by_n=tuple(m_by_n), policy=policy, preset=preset)
+                        frequency=frequency, m_by_n=tuple(m_by_n), policy=policy, preset=preset,
+                        batches=batches)
 
 
 __all__ = [

@@ -1,14 +1,8 @@
-"""Which convolutions can lose filters, and which layers must shrink with them.
+"""The flat layer graph of a model, read from its config: who feeds whom, in call order.
 
 Why from the model config: ``get_config()`` lists every layer with the names of its inputs, which
-is exactly the functional graph, and :mod:`.filters` rebuilds the smaller model from that same
-config. Removing output channel ``c`` of a Conv2D is only safe when every path from it reaches a
-layer whose *input* channels can be sliced — another Conv2D or a Dense — through layers that act
-on each channel separately (batch norm, element-wise activations, pooling, dropout, Flatten
-before a Dense). A path into ``Add``/``Concatenate`` (ResNet residual streams), an activation that
-mixes channels (softmax), any layer not known here, or the model output makes a conv unprunable;
-the reason names the blocking layer. In CIFAR ResNets this leaves exactly the first conv of every
-BasicBlock, as in Li et al.'s code.
+is exactly the functional graph, and :mod:`.surgery` rebuilds the smaller model from that same
+config. :mod:`.channels` walks this graph to find which channels are coupled.
 
 Nested models (an application backbone inside a Sequential) are *opened* for the analysis: the
 graph is one flat view over the layers of every nested functional/Sequential model, and each
@@ -33,45 +27,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from .._keras import keras
 from .wrappers import all_layers
 
-PER_CHANNEL = {
-    "BatchNormalization", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU",
-    "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-    "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ZeroPadding2D",
-    "Cropping2D", "UpSampling2D", "ActivityRegularization",
-}
-"""Layers that treat channels independently and have no weights except per-channel vectors.
-
-``Activation`` is per-channel only for the element-wise functions of :data:`ELEMENTWISE`."""
-
-ELEMENTWISE = {
-    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "hard_sigmoid", "tanh",
-    "softplus", "softsign", "swish", "silu", "mish", "exponential",
-}
-"""tf_keras activations computed value by value. ``softmax``/``log_softmax`` normalise over the
-channels (removing one changes all others); custom or unknown functions are not assumed safe."""
-
-CONV_KINDS = ("Conv2D", "Conv1D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose")
 NESTED_KINDS = ("Functional", "Sequential", "Model")
 _CONSTANT = "_CONSTANT_VALUE"
-
-
-@dataclass
-class ChannelChain:
-    """The layers that follow one conv's output channels."""
-
-    conv: str
-    per_channel: list[str] = field(default_factory=list)
-    """Per-channel layers whose weights (BN) are sliced like the conv's filters."""
-    consumers: dict[str, int | None] = field(default_factory=dict)
-    """Conv2D/Dense layers whose input is sliced → spatial positions for a Flatten→Dense, else None."""
-    nested_inputs: list[tuple[str, int, int | None]] = field(default_factory=list)
-    """(nested model, input index, Flatten positions or None) of each nested model input the
-    channels enter: its stored input shape shrinks with them."""
 
 
 class Unprunable(Exception):
@@ -91,6 +51,10 @@ class Graph:
     """Layer name → the model whose config holds it (for messages)."""
     feeds: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
     """Layer → (nested model, input index) of the nested model inputs it feeds."""
+    inputs: dict[str, list[tuple[str | None, bool]]] = field(default_factory=lambda: defaultdict(list))
+    """Consumer → its (producer, passed as a call argument) in call order, every call's in turn."""
+    split: set[str] = field(default_factory=set)
+    """Layers whose second or later output tensor is used (their channels are not followed)."""
 
     def add(self, entry: dict, owner: str) -> str:
         name = entry["config"]["name"]
@@ -101,6 +65,7 @@ class Graph:
         return name
 
     def connect(self, producer: str | None, consumer: str, argument: bool) -> None:
+        self.inputs[consumer].append((producer, argument))
         if producer is not None:
             self.consumers[producer][consumer] = self.consumers[producer].get(consumer, False) or argument
 
@@ -157,6 +122,8 @@ def _open(config: dict, owner: str, inputs: list[str | None] | None, graph: Grap
             if tensor >= len(outputs):
                 raise Unprunable(f"nested model {name!r}: no output {tensor}")
             return outputs[tensor]
+        if tensor:
+            graph.split.add(name)
         return name
 
     def open_nested(name: str) -> list[str | None]:
@@ -221,82 +188,3 @@ def build_graph(model: keras.Model) -> Graph:
 def layers_by_name(model: keras.Model) -> dict[str, keras.layers.Layer]:
     """Layer objects by name, nested models included (their InputLayers, which hold nothing, left out)."""
     return {layer.name: layer for layer in all_layers(model) if not isinstance(layer, keras.layers.InputLayer)}
-
-
-def _is_plain_conv(entry: dict) -> bool:
-    cfg = entry["config"]
-    return (entry["class_name"] == "Conv2D" and cfg.get("groups", 1) == 1
-            and cfg.get("data_format", "channels_last") in (None, "channels_last"))
-
-
-def elementwise(activation: Any) -> bool:
-    """Whether a serialized activation acts on each value alone (see :data:`ELEMENTWISE`)."""
-    return activation is None or (isinstance(activation, str) and activation in ELEMENTWISE)
-
-
-def _per_channel(entry: dict) -> bool:
-    kind = entry["class_name"]
-    return kind in PER_CHANNEL or (kind == "Activation" and elementwise(entry["config"].get("activation")))
-
-
-def _follow(layers: dict[str, keras.layers.Layer], conv: str, graph: Graph) -> ChannelChain:
-    chain = ChannelChain(conv)
-    todo = [(conv, None)]
-    while todo:
-        name, positions = todo.pop()
-        if name in graph.outputs:
-            raise Unprunable(f"{conv!r}: its channels reach the model output at {name!r}")
-        chain.nested_inputs.extend((model, index, positions) for model, index in graph.feeds.get(name, []))
-        for nxt, argument in graph.consumers.get(name, {}).items():
-            entry = graph.layers[nxt]
-            kind = entry["class_name"]
-            if kind == "Activation":
-                kind = f"Activation {entry['config'].get('activation')!r}"
-            if argument:
-                raise Unprunable(f"{conv!r}: its channels reach {nxt!r} ({kind}) as a call argument, which "
-                                 "cannot be sliced")
-            calls = len(entry.get("inbound_nodes") or [])
-            if calls > 1:
-                raise Unprunable(f"{conv!r}: its channels reach {nxt!r} ({kind}), a layer shared by {calls} "
-                                 "calls, which cannot be sliced for one of them")
-            if _is_plain_conv(entry) and positions is None:
-                chain.consumers[nxt] = None
-            elif kind == "Dense" and (positions is not None or len(layers[nxt].input_shape) == 2):
-                chain.consumers[nxt] = positions
-            elif kind == "Flatten" and positions is None:
-                todo.append((nxt, int(np.prod(layers[nxt].input_shape[1:-1]))))
-            elif _per_channel(entry) and positions is None:
-                chain.per_channel.append(nxt)
-                todo.append((nxt, None))
-            elif kind in ("Dropout", "ActivityRegularization", "GaussianNoise", "GaussianDropout"):
-                todo.append((nxt, positions))
-            else:
-                raise Unprunable(f"{conv!r}: its channels flow into {nxt!r} ({kind}), which cannot be "
-                                 "sliced; only Conv2D/Dense reached through BN, element-wise activations, "
-                                 "pooling or Flatten can follow a pruned conv")
-    return chain
-
-
-def analyse(model: keras.Model) -> tuple[dict[str, ChannelChain], dict[str, str]]:
-    """(prunable conv name → chain, unprunable conv name → reason), convs in model order."""
-    if not isinstance(model, keras.Sequential) and not getattr(model, "_is_graph_network", False):
-        raise Unprunable(f"model {model.name!r} is subclassed; filter pruning needs a functional "
-                         "or Sequential model")
-    graph = build_graph(model)
-    layers = layers_by_name(model)
-    chains, reasons = {}, {}
-    for name in (n for n in layers if n in graph.layers):
-        entry = graph.layers[name]
-        if entry["class_name"] not in CONV_KINDS:
-            continue
-        activation = entry["config"].get("activation")
-        if not _is_plain_conv(entry):
-            reasons[name] = f"{name!r}: only ungrouped channels_last Conv2D filters can be removed"
-        elif not elementwise(activation):
-            reasons[name] = f"{name!r}: its activation {activation!r} does not act on each channel alone"
-        else:
-            try:
-                chains[name] = _follow(layers, name, graph)
-            except Unprunable as exc:
-                reasons[name] = str(exc)
-    return chains, reasons

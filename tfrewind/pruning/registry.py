@@ -36,6 +36,16 @@ class PruneRequest:
     policy: str | None = None
     """``"xnnpack"``: tfmot's PruneForLatencyOnXNNPack (prune only 1×1 convs of a supported graph)."""
     preset: str | None = None
+    macs: float | None = None
+    """Channel methods: the share of the dense MACs to keep (instead of ratios)."""
+    allocation: str = "uniform"
+    """Channel methods under a MACs target: ``uniform`` ratio or ``global`` ranking."""
+    round_to: int = 1
+    """Channel methods: kept channel counts are multiples of this."""
+    ignored_layers: tuple[str, ...] = ()
+    """Channel methods: layers whose channels all stay."""
+    batches: Any = None
+    """Data criteria (taylor, hrank): an iterable of (x, y) training batches."""
 
 
 @dataclass
@@ -53,6 +63,10 @@ OPTIONS: dict[str, str] = {
     "ratios_from": "whose per-layer ratios random pruning copies",
     "policy": "tfmot's choice of the layers to prune",
     "m_by_n": "the m:n sparsity pattern",
+    "macs": "a MACs target for channel pruning",
+    "allocation": "how a MACs target is shared among channel groups",
+    "round_to": "channel counts rounded to a multiple",
+    "ignored_layers": "layers whose channels channel pruning keeps",
 }
 """Request options only some methods read → what they are. Given to another method (set to other
 than :class:`PruneRequest`'s default), they are an error: silently ignoring them would train and
