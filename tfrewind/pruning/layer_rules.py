@@ -230,6 +230,8 @@ REFUSED = {
     "Softmax": "normalises over the channels",
     "Lambda": "runs Python code tfrewind cannot read",
     "Normalization": "holds per-channel statistics of the input data",
+    "ZeroPadChannels": "pads the residual stream with zero channels (option-A shortcut): the stream stays "
+                       "whole, as in Li et al.'s CIFAR ResNets",
 }
 """Known layers that block, with the reason (better than "unknown" in a report)."""
 
