@@ -63,8 +63,9 @@ def switched_off(model: keras.Model, removed: dict[str, np.ndarray], bn_of: dict
 
 
 def removed_channels(report) -> dict[str, np.ndarray]:
-    return {row["layer"]: np.setdiff1d(np.arange(row["filters_before"]), row["kept_filters"])
-            for row in report["layers"]}
+    """Every source layer of every group → its removed output channels (one channel per group index)."""
+    return {member: np.setdiff1d(np.arange(row["filters_before"]), row["kept_filters"])
+            for row in report["layers"] for member in row.get("members", [row["layer"]])}
 
 
 def assert_same_outputs(a: keras.Model, b: keras.Model, shape):
@@ -85,12 +86,12 @@ def test_vgg16_l1_filter_removes_the_weakest_filters_and_computes_the_same_funct
         kept = result.report["layers"][i - 1]["kept_filters"]
         dropped = np.setdiff1d(np.arange(before), kept)
         assert norms[kept].min() >= norms[dropped].max(), f"conv{i} kept a weaker filter"
-    assert small.get_layer("fc1").get_weights()[0].shape == (256, 512)
+    assert small.get_layer("fc1").get_weights()[0].shape == (256, 256)  # a Dense layer is a group too
     assert result.report["params_after"] < result.report["params_before"]
     assert result.report["flops_after"] < 0.3 * result.report["flops_before"]  # both sides of a conv halve
     assert total_macs(small) == result.report["flops_after"]
     json.loads(json.dumps(result.report))  # goes into metrics.json as is
-    bn_of = {f"conv{i}": f"bn{i}" for i in range(1, 14)}
+    bn_of = {f"conv{i}": f"bn{i}" for i in range(1, 14)} | {"fc1": "fc1_bn"}
     assert_same_outputs(small, switched_off(model, removed_channels(result.report), bn_of), shape)
 
 
@@ -153,10 +154,12 @@ def test_generic_functional_model_branches_and_flatten_dense():
         if isinstance(layer, L.Conv2D) and layer.use_bias:
             k, b = layer.get_weights()
             layer.set_weights([k, np.linspace(-0.5, 0.5, b.size).astype("float32")])
-    assert prunable_convs(model) == ["c1", "c2"]  # left/right feed an Add
-    result = prune(model, PruneConfig(method="l1_filter", ratios=[0.5, 0.3]), seed=0)
+    assert prunable_convs(model) == ["c1", "left", "c2"]  # left and right feed an Add: one group
+    result = prune(model, PruneConfig(method="l1_filter", ratios=[0.5, 0.5, 0.3]), seed=0)
     small = result.model
     assert small.get_layer("c1").filters == 4 and small.get_layer("c2").filters == 7
+    assert small.get_layer("left").filters == small.get_layer("right").filters == 3
+    assert small.get_layer("c2").get_weights()[0].shape[2] == 3
     assert small.get_layer("head").get_weights()[0].shape == (2 * 2 * 7, 4)
     assert small.get_layer("left").get_weights()[0].shape[2] == 4
     partial = prune(model, PruneConfig(method="l1_filter"), seed=0, layer_ratios={"c2": 0.5}).model
@@ -218,13 +221,13 @@ def test_iterative_filter_rounds_compound_to_the_target_and_rewind_to_dense_weig
 
 def test_wrong_ratio_lists_and_unprunable_layers_are_config_errors():
     model = MODELS.get("resnet20")((8, 8, 3), 10)
-    with pytest.raises(ConfigError, match=r"got 2 ratios.*9 prunable conv layers: s1b1_conv1, s1b2_conv1"):
+    with pytest.raises(ConfigError, match=r"got 2 ratios.*9 prunable channel groups: s1b1_conv1, s1b2_conv1"):
         prune(model, PruneConfig(method="l1_filter", ratios=[0.5, 0.5]), seed=0)
     with pytest.raises(ConfigError, match=r"ratios\[1\]"):
         prune(model, PruneConfig(method="l1_filter", ratios=[0.5, 1.0] + [0.1] * 7), seed=0)
-    with pytest.raises(ConfigError, match="s1b1_conv2.*s1b1_add"):
+    with pytest.raises(ConfigError, match="s1b1_conv2.*s2b1_shortcut_pad"):  # the stream meets option A
         prune(model, PruneConfig(method="l1_filter"), seed=0, layer_ratios={"s1b1_conv2": 0.5})
-    with pytest.raises(ConfigError, match="no prunable conv 'conv9'"):
+    with pytest.raises(ConfigError, match="no conv or dense layer 'conv9'"):
         prune(model, PruneConfig(method="l1_filter"), seed=0, layer_ratios={"conv9": 0.5})
     with pytest.raises(ConfigError, match="prune.preset"):
         prune(model, PruneConfig(method="l1_filter"), seed=0, preset="resnet99-Z")

@@ -132,13 +132,36 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--out", help="Pruned model path. Default: MODEL_pruned.keras beside MODEL.")
 def prune_command(model_path, config_path, out, **flags) -> None:
-    """Prune a saved tf_keras model once and save it with its per-layer report (MODEL_pruned.json)."""
+    """Prune a saved tf_keras model once and save it with its per-layer report (MODEL_pruned.json).
+
+    \b
+    Channel pruning (METHOD = CRITERION_filter) makes any functional or Sequential
+    model physically smaller, nested models included. A dependency graph finds the
+    groups of channels that must go together (a residual stream across its Add
+    layers, Concatenate inputs by offset, depthwise convs with their producer, whole
+    groups of a grouped conv, SE blocks, Flatten -> Dense) and rebuilds the model
+    exactly (the report's rebuild_max_abs_diff).
+    \b
+    Criteria: l1 (Li et al.), l2, random (seeded, same ratios), fpgm (geometric
+    median), bn_scale (|BN gamma|, network slimming).
+    Targets: --sparsity R (every group loses R of its channels), --ratios (one per
+    group, in model order), --preset, or --macs S (at most S of the dense MACs;
+    --allocation uniform: one ratio for all groups, global: rank across groups).
+    --round-to 8 keeps channel counts multiples of 8; --ignored-layers a,b keeps
+    every channel those layers touch.
+    \b
+    Unprunable: channels that reach the model output, the model input, a layer the
+    analysis does not know (custom layers, Lambda), a layer shared by several calls,
+    or a layer that mixes channels (LayerNormalization, softmax, a reshape that
+    moves the channel axis). The report lists each blocked group with the layer.
+    """
     from .commands import prune_file
 
     config = build_config(config_path, ())
     path, report = prune_file(model_path, config, out)
     click.echo(f"pruned model: {path}")
-    for key in ("sparsity", "params_before", "params_after", "flops_before", "flops_after"):
+    for key in ("sparsity", "params_before", "params_after", "flops_before", "flops_after", "macs_ratio",
+                "rebuild_max_abs_diff"):
         if key in report:
             click.echo(f"  {key:<14} {report[key]}")
 

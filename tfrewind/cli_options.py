@@ -156,6 +156,11 @@ def prune_options(func):
         config_option("--sparsity", "prune.sparsity"),
         config_option("--ratios", "prune.ratios"),
         config_option("--ratios-from", "prune.ratios_from"),
+        config_option("--preset", "prune.preset"),
+        config_option("--macs", "prune.macs"),
+        config_option("--allocation", "prune.allocation", choice=True),
+        config_option("--round-to", "prune.round_to"),
+        config_option("--ignored-layers", "prune.ignored_layers"),
     ]
     for option in reversed(options):
         func = option(func)

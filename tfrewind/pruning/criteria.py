@@ -21,9 +21,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..registry import Registry
 from .channels import ChannelGraph, Group
+
+
+class Unscorable(Exception):
+    """A criterion cannot score this group (e.g. ``bn_scale`` without a BN): it keeps its channels."""
 
 
 @dataclass
@@ -108,6 +111,6 @@ def _bn_scale(si: ScoreInput, group: Group) -> np.ndarray:
                 total[index[unit]] += gamma[position]
                 count[index[unit]] += 1
     if not count.all():
-        raise ConfigError(f"criterion bn_scale: group {group.leader!r} has channels without a "
-                          "BatchNormalization to score them; use another criterion or ignore the layer")
+        raise Unscorable(f"{group.leader!r}: no BatchNormalization holds its channels, so bn_scale "
+                         "cannot score them")
     return total / count

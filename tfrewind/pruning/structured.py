@@ -25,7 +25,7 @@ from . import allocation, surgery
 from . import graph as G
 from . import wrappers as W
 from .channels import ChannelGraph, Group, analyse
-from .criteria import CRITERIA, ScoreInput
+from .criteria import CRITERIA, ScoreInput, Unscorable
 from .presets import preset_ratios
 from .registry import PruneRequest, PruneResult, register
 from .report import size_report, sparsity_report
@@ -133,7 +133,7 @@ def _kept(plan: Plan, request: PruneRequest, criterion: str) -> dict[str, np.nda
     if criterion in DATA_CRITERIA and request.batches is None:
         raise ConfigError(f"criterion {criterion}: it scores channels on training data; give a dataset "
                           "(--dataset) so that a few batches can be read")
-    scores = {g.leader: CRITERIA.get(criterion)(si, g) for g in plan.groups}
+    scores = _scores(plan, si, criterion)
     if plan.ratios is not None:
         return allocation.by_ratios(plan.cg, plan.groups, plan.ratios, scores, request.round_to)
     counting = scores
@@ -141,6 +141,21 @@ def _kept(plan: Plan, request: PruneRequest, criterion: str) -> dict[str, np.nda
         counting = {g.leader: CRITERIA.get("l1")(si, g) for g in plan.groups}
     return allocation.for_macs(plan.cg, plan.groups, scores, request.macs, request.allocation,
                                request.round_to, counting)
+
+
+def _scores(plan: Plan, si: ScoreInput, criterion: str) -> dict[str, np.ndarray]:
+    """Group leader → channel scores; a group the criterion cannot score keeps all its channels."""
+    scores = {}
+    for group in plan.groups:
+        try:
+            scores[group.leader] = CRITERIA.get(criterion)(si, group)
+        except Unscorable as exc:
+            group.reason = str(exc)
+    plan.groups = [g for g in plan.groups if g.reason is None]
+    if not plan.groups:
+        raise ConfigError(f"prune.method {criterion}_filter: no channel group can be scored "
+                          f"({_some_reasons(plan.cg.groups)})")
+    return scores
 
 
 def check_options(request: PruneRequest) -> None:

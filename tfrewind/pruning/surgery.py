@@ -122,8 +122,12 @@ def rebuild(cg: ChannelGraph, removed: set[int]) -> keras.Model:
 
 
 def _from_config(model: keras.Model, config: dict) -> keras.Model:
+    """Rebuild from an in-memory model's own config. Safe mode off: a ``Lambda`` here is the user's
+    own code already running in this process, not something read from an untrusted file."""
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
+
     cls = keras.Sequential if isinstance(model, keras.Sequential) else keras.Model
-    with keras.utils.custom_object_scope(custom_objects()):
+    with keras.utils.custom_object_scope(custom_objects()), SafeModeScope(False):
         return cls.from_config(config)
 
 
