@@ -147,7 +147,7 @@ CASES = [
      "prune.policy"),
     ("policy_unknown", ["--epochs", "1", "--prune", "magnitude", "--set", "prune.policy=fast"], "prune.policy"),
     ("policy_unfit_model", ["--epochs", "1", "--prune", "magnitude", "--set", "prune.policy=xnnpack"], "prune.policy"),
-    ("filters_without_conv", ["--epochs", "1", "--prune", "l1_filter", "--model", "{inputs}/dense_only.keras"],
+    ("channels_all_blocked", ["--epochs", "1", "--prune", "l1_filter", "--model", "{inputs}/dense_only.keras"],
      "prune.method"),
     ("m_by_n_on_conv1d", ["--epochs", "1", "--prune", "m_by_n", "--model", "{inputs}/conv1d.keras"], "prune.method"),
     ("rounds_without_iterative", ["--epochs", "1", "--set", "prune.rounds=5"], "prune.rounds"),
@@ -163,7 +163,8 @@ def _save_user_models(root: Path) -> None:
 
     L = keras.layers
     build_model("small_cnn", (8, 8, 1), 10).save(root / "small_cnn.keras")
-    dense = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(), L.Dense(16, activation="relu"), L.Dense(10)])
+    # Its only Dense reaches the output: no channel group can lose anything.
+    dense = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(), L.Dense(10)])
     dense.save(root / "dense_only.keras")
     conv1d = keras.Sequential([keras.Input((8, 8, 1)), L.Reshape((64, 1)), L.Conv1D(8, 3, name="conv1d"),
                                L.GlobalAveragePooling1D(), L.Dense(10)])

@@ -136,11 +136,9 @@ def prune_command(model_path, config_path, out, **flags) -> None:
 
     \b
     Channel pruning (METHOD = CRITERION_filter) makes any functional or Sequential
-    model physically smaller, nested models included. A dependency graph finds the
-    groups of channels that must go together (a residual stream across its Add
-    layers, Concatenate inputs by offset, depthwise convs with their producer, whole
-    groups of a grouped conv, SE blocks, Flatten -> Dense) and rebuilds the model
-    exactly (the report's rebuild_max_abs_diff).
+    model smaller, nested models included: a dependency graph groups the channels
+    that go together (residual Adds, Concatenate offsets, depthwise, grouped convs,
+    SE blocks, Flatten -> Dense); the rebuild is exact (rebuild_max_abs_diff).
     \b
     Criteria: l1 (Li et al.), l2, random (seeded, same ratios), fpgm (geometric
     median), bn_scale (|BN gamma|, network slimming).

@@ -149,11 +149,9 @@ class PruneConfig:
     """Channel methods: share of channels removed per prunable channel group, in model order (overrides
     ``sparsity``, which removes that share from every group)."""
     macs: float | None = None
-    """Channel methods: prune until the model has at most this share of its dense MACs (instead of
-    ``sparsity``), e.g. 0.5."""
+    """Channel methods: prune to at most this share of the dense MACs (instead of ``sparsity``), e.g. 0.5."""
     allocation: str = _named("uniform", ALLOCATIONS)
-    """Channel methods with ``macs``: one ratio for every group (``uniform``), or rank channels across
-    groups by normalised score (``global``)."""
+    """With ``macs``: one ratio for every group (``uniform``), or rank by normalised score (``global``)."""
     round_to: int = 1
     """Channel methods: keep channel counts multiples of this (8 or 16 suit SIMD kernels)."""
     ignored_layers: list[str] | None = None
