@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import yaml
 
 from tfrewind.cli import main
 from tfrewind.compare import Progress, load_compare_config, run_compare
+from tfrewind.config import DataConfig
+from tfrewind.data import load_data
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -213,13 +216,40 @@ def test_bad_grids_fail_up_front_in_one_line(tmp_path, capsys, override, message
 def test_dry_run_lists_the_cells_and_trains_nothing(tmp_path, capsys):
     out = tmp_path / "dry"
     code, stdout, err = cli(["compare", "--config", str(ROOT / "configs/compare/digits.yaml"), "--out", str(out),
-                             "--seeds", "4,5", "--set", "grid.budgets=50%", "--dry-run"], capsys)
+                             "--seeds", "4,5", "--set", "grid.budgets=50%", "--dry-run", "--measure-steps", "0"],
+                            capsys)
     assert code == 0, err
     cells = [line.split()[-1] for line in stdout.splitlines() if line.startswith("pending")]
     config = load_compare_config(ROOT / "configs/compare/digits.yaml")
     assert len(cells) == len(config.grid.methods) * len(config.grid.schedules) * 1 * 2
     assert all(c.endswith(("seed4", "seed5")) and "-b15-" in c for c in cells)
     assert not out.exists()
+
+
+def test_dry_run_estimates_only_what_is_left_from_steps_measured_here(study, capsys):
+    # the study ran seed 0 (4 cells of 1 epoch after a 3-epoch original); seed 1 is still to run
+    code, stdout, err = cli(["compare", "--config", str(study["config"]), "--out", str(study["out"]),
+                             "--seeds", "0,1", "--dry-run", "--measure-steps", "2"], capsys)
+    assert code == 0, err
+    lines = stdout.splitlines()
+    assert sum(line.startswith("done") for line in lines) == 4 and sum(line.startswith("pending") for line in lines) == 4
+    assert "8 cells (4 done, 4 to run)" in stdout and "(trained)" in stdout
+    estimate = lines[-1]
+    train_examples = sum(int(y.shape[0]) for _, y in load_data(DataConfig(name="digits"), seed=0).train)
+    assert f"for 4 epochs of {-(-train_examples // 64)} steps" in estimate  # 4 pending cells × 1 epoch, no original
+    assert re.search(r"measured here on (CPU|GPU): .+: 2 training steps of small_cnn at batch 64 took [0-9.]+ s/step",
+                     estimate), estimate
+    assert re.match(r"estimate: [0-9.,]+ (GPU-)?hours on this device", estimate)
+
+
+def test_dry_run_of_a_fresh_study_counts_the_original_and_every_budget(tmp_path, capsys):
+    path = ROOT / "configs/compare/digits.yaml"
+    code, stdout, err = cli(["compare", "--config", str(path), "--out", str(tmp_path / "fresh"), "--dry-run",
+                             "--measure-steps", "1"], capsys)
+    config = load_compare_config(path, {"out": str(tmp_path / "fresh")})
+    epochs = config.base.train.epochs + sum(cell.budget_epochs for cell in config.cells())
+    assert code == 0 and f"for {epochs:,} epochs of " in stdout, err
+    assert f"({config.base.train.epochs} epochs to train)" in stdout and not (tmp_path / "fresh").exists()
 
 
 def test_report_on_a_directory_that_is_not_a_study(tmp_path, capsys):

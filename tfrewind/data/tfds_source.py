@@ -35,7 +35,7 @@ MANUAL_FILES = {"imagenet2012": ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val
 """Files a manual-download dataset needs in ``data.manual_dir`` (train and the split we test on)."""
 CATALOGUE_EXAMPLES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet2012": (1_281_167, 50_000)}
 """(train, test) examples of the paper's datasets, as the tensorflow-datasets catalogue lists them:
-what :func:`split_sizes` falls back on before the data is prepared (tfds knows sizes only after)."""
+what :func:`catalogue_sizes` falls back on before the data is prepared (tfds knows sizes only after)."""
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 
 
@@ -147,9 +147,20 @@ def _decoder(shape: tuple[int, int, int], image_size: int | None):
     return to_float
 
 
-def split_sizes(config: DataConfig) -> tuple[int, int] | None:
-    """(train, test) examples of an unprepared tensorflow-datasets dataset the catalogue table knows."""
-    return CATALOGUE_EXAMPLES.get(_base(config.name))
+def catalogue_sizes(config: DataConfig) -> tuple[tuple[int, int, int], int, int, int, int] | None:
+    """(input shape, classes, train, validation, test examples) of a dataset :data:`CATALOGUE_EXAMPLES` knows,
+    as :func:`tfds_source` would split it, without its data (sizing a study before preparing it)."""
+    known = CATALOGUE_EXAMPLES.get(_base(config.name))
+    if known is None:
+        return None
+    import tensorflow_datasets as tfds
+
+    features = tfds.builder(config.name, data_dir=config.data_dir).info.features
+    total, test = known
+    held_out = max(1, int(round(config.validation_fraction * 100)))  # as _split_names: every one holds out
+    validation = total * held_out // 100
+    shape = _input_shape(features["image"].shape, config, config.name)
+    return shape, int(features["label"].num_classes), total - validation, validation, test
 
 
 def _base(name: str) -> str:
