@@ -263,22 +263,52 @@ def test_shipped_compare_configs_load_and_validate(path, tmp_path):
     grid = config.grid
     cells = config.cells()
     assert len(cells) == len(grid.methods) * len(grid.schedules) * len(grid.budgets) * len(grid.seeds)
-    assert len(grid.seeds) >= 3 and len(grid.budgets) >= 2
+    # one seed on ImageNet, as the paper's scripts ran it; three elsewhere
+    assert len(grid.seeds) >= (1 if config.base.data.name == "imagenet2012" else 3) and len(grid.budgets) >= 2
     assert "fine_tune" in grid.schedules and {"lr_rewind", "one_cycle"} & set(grid.schedules)
 
 
-@pytest.mark.parametrize("name, model", [("resnet56", "resnet56"), ("vgg16", "vgg16")])
-def test_paper_configs_follow_the_paper(name, model, tmp_path):
-    matches = sorted((ROOT / "configs" / "paper").glob(f"cifar10-{name}*.yaml"))
-    assert matches, f"no configs/paper/cifar10-{name}*.yaml"
+PAPER_SCHEDULES = {"fine_tune", "lr_rewind", "scaled_lr_restart", "one_cycle"}
+
+
+def test_the_papers_whole_grid_is_shipped():
+    names = {p.stem for p in (ROOT / "configs" / "paper").glob("*.yaml")}
+    assert names >= {"cifar10-resnet56-A", "cifar10-resnet56-B", "cifar10-resnet110-A", "cifar10-resnet110-B",
+                     "cifar10-vgg16-A", "cifar10-resnet56-unstructured", "cifar10-resnet110-unstructured",
+                     "imagenet-resnet34"}
+
+
+@pytest.mark.parametrize("name", ["resnet56", "resnet110", "vgg16"])
+def test_paper_cifar_configs_follow_the_paper(name, tmp_path):
+    matches = sorted((ROOT / "configs" / "paper").glob(f"cifar10-{name}-*.yaml"))
+    assert matches, f"no configs/paper/cifar10-{name}-*.yaml"
     for path in matches:
         config = load_compare_config(path, {"out": str(tmp_path / "o")})
         base, grid = config.base, config.grid
-        assert base.data.name == "cifar10" and base.model.name == model
+        assert base.data.name == "cifar10" and base.model.name == name
         assert (base.train.epochs, base.data.batch_size, base.train.lr) == (160, 64, 0.1)
         assert base.train.milestone_epochs() == [80, 120] and base.train.weight_decay == 1e-4
-        assert {m.method for m in grid.methods} >= {"l1_filter"} and all(m.preset for m in grid.methods)
-        assert set(grid.schedules) >= {"fine_tune", "lr_rewind", "scaled_lr_restart", "one_cycle"}
+        if path.stem.endswith("-unstructured"):  # NPTM weight-level: --percent 0.5 … 0.95
+            assert [(m.method, m.sparsity) for m in grid.methods] == \
+                [("global_magnitude", s) for s in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)]
+        else:  # L1-norm filters at the preset the file names, against random filters at the same ratios
+            version = path.stem.rsplit("-", 1)[1]
+            assert [(m.method, m.preset) for m in grid.methods] == \
+                [("l1_filter", f"{name}-{version}"), ("random_filter", f"{name}-{version}")]
+        assert set(grid.schedules) >= PAPER_SCHEDULES
         epochs = sorted(c.budget_epochs for c in config.cells() if c.seed == grid.seeds[0]
                         and c.method == grid.methods[0] and c.schedule == "fine_tune")
-        assert epochs[0] == 40 and epochs[-1] == 152 and len(grid.seeds) == 3
+        assert epochs == list(range(40, 153, 16)) and len(grid.seeds) == 3
+
+
+def test_paper_imagenet_config_follows_the_papers_scripts(tmp_path):
+    config = load_compare_config(ROOT / "configs/paper/imagenet-resnet34.yaml", {"out": str(tmp_path / "o")})
+    base, grid = config.base, config.grid
+    assert (base.data.name, base.data.image_size, base.data.augment) == ("imagenet2012", 224, "imagenet")
+    assert base.model.name == "resnet34" and base.data.batch_size == 256
+    assert (base.train.epochs, base.train.lr, base.train.milestone_epochs()) == (90, 0.1, [30, 60])
+    assert base.retrain.fine_tune_lr == 0.001
+    assert {(m.method, m.preset) for m in grid.methods} == \
+        {(method, f"resnet34-{v}") for method in ("l1_filter", "random_filter") for v in "ABCD"}
+    assert set(grid.schedules) >= PAPER_SCHEDULES
+    assert {c.budget_epochs for c in config.cells()} == {45, 90}  # FT 90 epochs, the others 45, in the scripts
