@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import yaml
 
 from tfrewind.cli import main
 from tfrewind.compare import Progress, load_compare_config, run_compare
+from tfrewind.config import DataConfig
+from tfrewind.data import load_data
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -213,13 +216,40 @@ def test_bad_grids_fail_up_front_in_one_line(tmp_path, capsys, override, message
 def test_dry_run_lists_the_cells_and_trains_nothing(tmp_path, capsys):
     out = tmp_path / "dry"
     code, stdout, err = cli(["compare", "--config", str(ROOT / "configs/compare/digits.yaml"), "--out", str(out),
-                             "--seeds", "4,5", "--set", "grid.budgets=50%", "--dry-run"], capsys)
+                             "--seeds", "4,5", "--set", "grid.budgets=50%", "--dry-run", "--measure-steps", "0"],
+                            capsys)
     assert code == 0, err
     cells = [line.split()[-1] for line in stdout.splitlines() if line.startswith("pending")]
     config = load_compare_config(ROOT / "configs/compare/digits.yaml")
     assert len(cells) == len(config.grid.methods) * len(config.grid.schedules) * 1 * 2
     assert all(c.endswith(("seed4", "seed5")) and "-b15-" in c for c in cells)
     assert not out.exists()
+
+
+def test_dry_run_estimates_only_what_is_left_from_steps_measured_here(study, capsys):
+    # the study ran seed 0 (4 cells of 1 epoch after a 3-epoch original); seed 1 is still to run
+    code, stdout, err = cli(["compare", "--config", str(study["config"]), "--out", str(study["out"]),
+                             "--seeds", "0,1", "--dry-run", "--measure-steps", "2"], capsys)
+    assert code == 0, err
+    lines = stdout.splitlines()
+    assert sum(line.startswith("done") for line in lines) == 4 and sum(line.startswith("pending") for line in lines) == 4
+    assert "8 cells (4 done, 4 to run)" in stdout and "(trained)" in stdout
+    estimate = lines[-1]
+    train_examples = sum(int(y.shape[0]) for _, y in load_data(DataConfig(name="digits"), seed=0).train)
+    assert f"for 4 epochs of {-(-train_examples // 64)} steps" in estimate  # 4 pending cells × 1 epoch, no original
+    assert re.search(r"measured here on (CPU|GPU): .+: 2 training steps of small_cnn at batch 64 took [0-9.]+ s/step",
+                     estimate), estimate
+    assert re.match(r"estimate: [0-9.,]+ (GPU-)?hours on this device", estimate)
+
+
+def test_dry_run_of_a_fresh_study_counts_the_original_and_every_budget(tmp_path, capsys):
+    path = ROOT / "configs/compare/digits.yaml"
+    code, stdout, err = cli(["compare", "--config", str(path), "--out", str(tmp_path / "fresh"), "--dry-run",
+                             "--measure-steps", "1"], capsys)
+    config = load_compare_config(path, {"out": str(tmp_path / "fresh")})
+    epochs = config.base.train.epochs + sum(cell.budget_epochs for cell in config.cells())
+    assert code == 0 and f"for {epochs:,} epochs of " in stdout, err
+    assert f"({config.base.train.epochs} epochs to train)" in stdout and not (tmp_path / "fresh").exists()
 
 
 def test_report_on_a_directory_that_is_not_a_study(tmp_path, capsys):
@@ -233,22 +263,52 @@ def test_shipped_compare_configs_load_and_validate(path, tmp_path):
     grid = config.grid
     cells = config.cells()
     assert len(cells) == len(grid.methods) * len(grid.schedules) * len(grid.budgets) * len(grid.seeds)
-    assert len(grid.seeds) >= 3 and len(grid.budgets) >= 2
+    # one seed on ImageNet, as the paper's scripts ran it; three elsewhere
+    assert len(grid.seeds) >= (1 if config.base.data.name == "imagenet2012" else 3) and len(grid.budgets) >= 2
     assert "fine_tune" in grid.schedules and {"lr_rewind", "one_cycle"} & set(grid.schedules)
 
 
-@pytest.mark.parametrize("name, model", [("resnet56", "resnet56"), ("vgg16", "vgg16")])
-def test_paper_configs_follow_the_paper(name, model, tmp_path):
-    matches = sorted((ROOT / "configs" / "paper").glob(f"cifar10-{name}*.yaml"))
-    assert matches, f"no configs/paper/cifar10-{name}*.yaml"
+PAPER_SCHEDULES = {"fine_tune", "lr_rewind", "scaled_lr_restart", "one_cycle"}
+
+
+def test_the_papers_whole_grid_is_shipped():
+    names = {p.stem for p in (ROOT / "configs" / "paper").glob("*.yaml")}
+    assert names >= {"cifar10-resnet56-A", "cifar10-resnet56-B", "cifar10-resnet110-A", "cifar10-resnet110-B",
+                     "cifar10-vgg16-A", "cifar10-resnet56-unstructured", "cifar10-resnet110-unstructured",
+                     "imagenet-resnet34"}
+
+
+@pytest.mark.parametrize("name", ["resnet56", "resnet110", "vgg16"])
+def test_paper_cifar_configs_follow_the_paper(name, tmp_path):
+    matches = sorted((ROOT / "configs" / "paper").glob(f"cifar10-{name}-*.yaml"))
+    assert matches, f"no configs/paper/cifar10-{name}-*.yaml"
     for path in matches:
         config = load_compare_config(path, {"out": str(tmp_path / "o")})
         base, grid = config.base, config.grid
-        assert base.data.name == "cifar10" and base.model.name == model
+        assert base.data.name == "cifar10" and base.model.name == name
         assert (base.train.epochs, base.data.batch_size, base.train.lr) == (160, 64, 0.1)
         assert base.train.milestone_epochs() == [80, 120] and base.train.weight_decay == 1e-4
-        assert {m.method for m in grid.methods} >= {"l1_filter"} and all(m.preset for m in grid.methods)
-        assert set(grid.schedules) >= {"fine_tune", "lr_rewind", "scaled_lr_restart", "one_cycle"}
+        if path.stem.endswith("-unstructured"):  # NPTM weight-level: --percent 0.5 … 0.95
+            assert [(m.method, m.sparsity) for m in grid.methods] == \
+                [("global_magnitude", s) for s in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)]
+        else:  # L1-norm filters at the preset the file names, against random filters at the same ratios
+            version = path.stem.rsplit("-", 1)[1]
+            assert [(m.method, m.preset) for m in grid.methods] == \
+                [("l1_filter", f"{name}-{version}"), ("random_filter", f"{name}-{version}")]
+        assert set(grid.schedules) >= PAPER_SCHEDULES
         epochs = sorted(c.budget_epochs for c in config.cells() if c.seed == grid.seeds[0]
                         and c.method == grid.methods[0] and c.schedule == "fine_tune")
-        assert epochs[0] == 40 and epochs[-1] == 152 and len(grid.seeds) == 3
+        assert epochs == list(range(40, 153, 16)) and len(grid.seeds) == 3
+
+
+def test_paper_imagenet_config_follows_the_papers_scripts(tmp_path):
+    config = load_compare_config(ROOT / "configs/paper/imagenet-resnet34.yaml", {"out": str(tmp_path / "o")})
+    base, grid = config.base, config.grid
+    assert (base.data.name, base.data.image_size, base.data.augment) == ("imagenet2012", 224, "imagenet")
+    assert base.model.name == "resnet34" and base.data.batch_size == 256
+    assert (base.train.epochs, base.train.lr, base.train.milestone_epochs()) == (90, 0.1, [30, 60])
+    assert base.retrain.fine_tune_lr == 0.001
+    assert {(m.method, m.preset) for m in grid.methods} == \
+        {(method, f"resnet34-{v}") for method in ("l1_filter", "random_filter") for v in "ABCD"}
+    assert set(grid.schedules) >= PAPER_SCHEDULES
+    assert {c.budget_epochs for c in config.cells()} == {45, 90}  # FT 90 epochs, the others 45, in the scripts

@@ -119,3 +119,80 @@ def test_image_folder_errors(tmp_path):
 
 def test_registry_lists_offline_sources():
     assert {"digits", "synthetic", "image_folder"} <= set(DATASETS.names())
+
+
+# ----------------------------------------------------------------------------- ImageNet (imagenet2012)
+
+
+def _coordinates(height: int, width: int):
+    """An image whose channels 0/1 hold each pixel's row/column: a crop shows which region it took."""
+    import tensorflow as tf
+
+    rows, cols = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
+    return tf.constant(np.stack([rows, cols, np.zeros_like(rows)], axis=-1))
+
+
+def test_random_resized_crops_take_8_to_100_percent_at_torchvision_aspect_ratios():
+    from tfrewind.data.crops import random_resized_crop
+
+    image = _coordinates(300, 400)
+    areas, flips = [], 0
+    for position in range(60):
+        crop = random_resized_crop(7, position, image, (32, 32)).numpy()
+        rows, cols = crop[..., 0], crop[..., 1]
+        height, width = rows.max() - rows.min() + 1, np.abs(cols[:, -1] - cols[:, 0]).max() + 1
+        areas.append(height * width / (300 * 400))
+        assert 3 / 4 - 0.1 < width / height < 4 / 3 + 0.1
+        flips += bool(cols[0, 0] > cols[0, -1])
+        np.testing.assert_array_equal(crop, random_resized_crop(7, position, image, (32, 32)).numpy())  # repeatable
+    assert 0.07 < min(areas) < 0.3 and max(areas) > 0.6 and max(areas) <= 1.01
+    assert 10 < flips < 50  # horizontal flips about half of the time
+
+
+def test_evaluation_view_is_resize_256_then_center_crop_224():
+    from tfrewind.data.crops import center_crop
+
+    crop = center_crop(_coordinates(300, 400), (224, 224)).numpy()
+    assert crop.shape == (224, 224, 3)
+    # short side 300 → 256 (×0.853): the 224 crop spans 224/0.853 ≈ 262 original rows around the center
+    span = crop[-1, 0, 0] - crop[0, 0, 0]
+    assert 255 < span < 263
+    assert abs((crop[0, 0, 0] + crop[-1, 0, 0]) / 2 - 149.5) < 1 and abs((crop[0, 0, 1] + crop[0, -1, 1]) / 2 - 199.5) < 1
+
+
+def test_imagenet2012_through_mock_data_crops_every_split_to_the_model_size():
+    config = DataConfig(name="imagenet2012", batch_size=8, image_size=32, augment="imagenet", validation_fraction=0.1)
+    with tfds.testing.mock_data(num_examples=24):  # images of random sizes, as ImageNet's
+        bundle = load_data(config, seed=0)
+        batches = [_first_batch(split) for split in (bundle.train, bundle.validation, bundle.test, bundle.train_plain)]
+        again = _first_batch(load_data(config, seed=0).train)
+    assert bundle.input_shape == (32, 32, 3) and bundle.num_classes == 1000
+    assert all(images.shape == (8, 32, 32, 3) and labels.max() < 1000 for images, labels in batches)
+    np.testing.assert_array_equal(batches[0][0], again[0])  # same seed, same crops
+    train, plain = batches[0][0], batches[3][0]
+    assert not np.allclose(train, plain)  # random-resized crops for training, center crops otherwise
+
+
+def test_imagenet_test_split_is_its_labelled_validation_split():
+    from tfrewind.data.tfds_source import SPLITS, _split_names
+
+    # ImageNet's own test split has no labels (−1): test on validation, hold validation out of train
+    assert _split_names(SPLITS["imagenet2012"], 0.01) == ("train[:99%]", "train[99%:]", "validation")
+
+
+def test_imagenet2012_without_its_manual_files_says_which_are_missing(tmp_path, capsys):
+    from clirun import run_cli
+
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "ILSVRC2012_img_train.tar").write_bytes(b"")
+    with pytest.raises(DataUnavailableError, match=r"ILSVRC2012_img_val\.tar not in .*manual"):
+        load_data(DataConfig(name="imagenet2012", data_dir=str(tmp_path / "tfds"), image_size=224,
+                             manual_dir=str(manual), download=False))
+    code, _, err = run_cli(["train", "--dataset", "imagenet2012", "--data-dir", tmp_path / "tfds", "--model",
+                            "resnet18", "--set", "data.image_size=224", "--epochs", "1", "--out", tmp_path / "run"],
+                           capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    default_manual = str(tmp_path / "tfds" / "downloads" / "manual")
+    assert "ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar not in " + default_manual in err
+    assert "data.manual_dir" in err

@@ -12,8 +12,10 @@ from tfrewind.optim import PaperSGD
 
 SMALL = {"small_cnn": (8, 8, 1), "resnet20": (8, 8, 3), "resnet32": (8, 8, 3), "resnet56": (8, 8, 3),
          "resnet110": (8, 8, 3), "vgg16": (8, 8, 3), "vgg19": (8, 8, 3), "mobilenet_v2": (32, 32, 3),
-         "resnet50": (32, 32, 3)}
-SLOW = {"resnet110", "resnet50", "vgg19"}
+         "resnet50": (32, 32, 3), "resnet18": (32, 32, 3)}
+SLOW = {"resnet110", "resnet50", "vgg19", "resnet18"}
+BUILT_ELSEWHERE = {"resnet34"}
+"""Built by test_imagenet_resnets_are_torchvisions; its builder is resnet18's (a step costs ~30 s here)."""
 
 
 def _one_step(model: keras.Model, shape) -> float:
@@ -39,7 +41,7 @@ def test_registered_model_builds_and_trains_one_step(name):
 
 
 def test_all_registered_models_are_covered():
-    assert set(MODELS.names()) == set(SMALL)
+    assert set(MODELS.names()) == set(SMALL) | BUILT_ELSEWHERE
 
 
 def test_resnet_sizes_match_the_paper():
@@ -48,14 +50,74 @@ def test_resnet_sizes_match_the_paper():
     assert 0.84e6 < build_model("resnet56", (32, 32, 3), 10).count_params() < 0.87e6
 
 
+def _torchvision_resnet_params(blocks: tuple[int, ...], classes: int = 1000) -> int:
+    """torchvision's ``sum(p.numel() for p in resnet.parameters())``, counted from its architecture:
+    7×7 stem + BN, BasicBlocks (two 3×3 convs + BNs, a 1×1 projection + BN where the shape changes), fc."""
+    total, c_in = 7 * 7 * 3 * 64 + 2 * 64, 64
+    for width, count in zip((64, 128, 256, 512), blocks):
+        for block in range(count):
+            total += 9 * c_in * width + 2 * width + 9 * width * width + 2 * width
+            if block == 0 and c_in != width:
+                total += c_in * width + 2 * width
+            c_in = width
+    return total + 512 * classes + classes
+
+
+@pytest.fixture(scope="module")
+def resnet34():
+    return build_model("resnet34", (224, 224, 3), 1000)
+
+
+@pytest.mark.parametrize("name, blocks, torchvision", [("resnet18", (2, 2, 2, 2), 11_689_512),
+                                                       ("resnet34", (3, 4, 6, 3), 21_797_672)])
+def test_imagenet_resnets_are_torchvisions(name, blocks, torchvision, request):
+    model = request.getfixturevalue("resnet34") if name == "resnet34" else build_model(name, (224, 224, 3), 1000)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)  # BN moving stats are not parameters
+    assert trainable == _torchvision_resnet_params(blocks) == torchvision
+    # torchvision's feature-map sizes: 112 after the stem, 56 after the max pool, then 56/28/14/7 per stage
+    sizes = {layer: model.get_layer(layer).output_shape[1] for layer in
+             ("relu", "maxpool", "layer1_0_relu2", "layer2_0_relu2", "layer3_0_relu2", "layer4_0_relu2")}
+    assert sizes == {"relu": 112, "maxpool": 56, "layer1_0_relu2": 56, "layer2_0_relu2": 28,
+                     "layer3_0_relu2": 14, "layer4_0_relu2": 7}
+
+
+# Filters removed per block of ResNet-34 (first convs, blocks 0-based per stage), read off NPTM's
+# norm-pruning/imagenet/l1-norm-pruning/res34prune.py: skip lists and stage ratios of each version.
+RES34_PRUNED = {
+    "A": {0.3: ["layer1_1", "layer1_2", "layer2_1", "layer2_2", "layer3_1", "layer3_2", "layer3_3", "layer3_4"]},
+    "B": {0.5: ["layer1_1", "layer1_2"], 0.6: ["layer2_1", "layer2_2"],
+          0.4: ["layer3_1", "layer3_2", "layer3_3", "layer3_4"]},
+    "C": {0.5: ["layer1_1", "layer1_2", "layer2_1", "layer2_2", "layer3_1", "layer3_2", "layer3_3", "layer3_4",
+                "layer4_0", "layer4_1"]},
+    "D": {0.4: ["layer1_0", "layer1_1", "layer1_2", "layer2_0", "layer2_1", "layer2_2", "layer2_3"],
+          0.5: ["layer3_0", "layer3_1", "layer3_2", "layer3_3", "layer3_4", "layer3_5", "layer4_0", "layer4_1"]},
+}
+
+
+@pytest.mark.parametrize("version", sorted(RES34_PRUNED))
+def test_resnet34_presets_resolve_on_the_model(version, resnet34):
+    from tfrewind.config import PruneConfig
+    from tfrewind.pruning import PRESETS, check
+
+    preset = f"resnet34-{version}"
+    expected = {f"{block}_conv1": ratio for ratio, blocks in RES34_PRUNED[version].items() for block in blocks}
+    assert {name: r for name, r in PRESETS[preset].items() if r} == expected
+    for method in ("l1_filter", "random_filter"):  # what a run checks before original training
+        check(resnet34, PruneConfig(method=method, preset=preset), seed=0, preset=preset)
+    with pytest.raises(ConfigError, match="no prunable conv .layer1_0_conv1"):  # CIFAR ResNets: other names
+        check(build_model("resnet20", (8, 8, 3), 10), PruneConfig(method="l1_filter", preset=preset), seed=0,
+              preset=preset)
+
+
 def test_unknown_model_lists_choices():
     with pytest.raises(ConfigError, match="resnet20"):
         build_model("resnet21", (8, 8, 1), 10)
 
 
-def test_applications_need_32_pixels():
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet18"])
+def test_imagenet_models_need_32_pixels(name):
     with pytest.raises(ConfigError, match="image_size"):
-        build_model("mobilenet_v2", (8, 8, 3), 10)
+        build_model(name, (8, 8, 3), 10)
 
 
 def test_user_model_file_roundtrip(tmp_path):

@@ -42,6 +42,7 @@ Retraining schedules in your own ``model.fit`` (see the README's example)::
 The paper's comparison (``tfrewind compare`` / ``tfrewind report``)::
 
     study = tfrewind.load_compare_config("configs/compare/digits.yaml", {"grid.seeds": [0]})
+    print("\n".join(tfrewind.plan_compare(study).lines()))   # cells, done, time measured on this device
     tfrewind.run_compare(study)
     rows, files = tfrewind.report("runs/compare-digits")
 
@@ -71,6 +72,7 @@ _LAZY = {
     "PaperSGD": "optim",
     "MomentumScheduler": "callbacks", "ScheduleLogger": "callbacks",
     "run_compare": "compare", "load_compare_config": "compare", "report": "compare",
+    "plan_compare": "compare_estimate",
     "TfrewindError": "errors",
 }
 

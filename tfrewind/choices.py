@@ -39,7 +39,8 @@ PRUNING_SCHEDULES: Registry[Any] = Registry(
     "pruning schedule", ordered=True, declare=("one_shot", "gradual", "iterative"))
 """When to prune: the pipeline's stages and :mod:`tfrewind.pruning.schedules` act on these names."""
 
-AUGMENTATIONS: Registry[Any] = Registry("augmentation", ordered=True, declare=("auto", "none", "cifar", "crop"))
+AUGMENTATIONS: Registry[Any] = Registry("augmentation", ordered=True,
+                                        declare=("auto", "none", "cifar", "crop", "imagenet"))
 """Training augmentations: :mod:`tfrewind.data.pipeline`."""
 
 EXPORT_FORMATS: Registry[Any] = Registry(

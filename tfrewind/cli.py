@@ -213,19 +213,21 @@ def export_command(source, fmt, quantize, sparse, out, dataset, data_dir, xnnpac
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any field, e.g. --set train.epochs=20, --set grid.budgets=25%,50%, "
                    "--set grid.methods=global_magnitude:0.9,random:0.9 (repeatable).")
-@click.option("--dry-run", is_flag=True, help="Validate the config and list the cells, train nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate the config, list the cells (done or pending) and estimate "
+                                             "the time left from a few steps measured on this device; train nothing.")
+@click.option("--measure-steps", type=click.IntRange(min=0), default=5, show_default=True,
+              help="--dry-run: training steps timed for the estimate (0: no estimate).")
 @click.option("--verbose", is_flag=True, help="Keras per-epoch lines for every run (default: quiet, a bar over cells).")
-def compare_command(config_path, sets, dry_run, verbose, **flags) -> None:
+def compare_command(config_path, sets, dry_run, measure_steps, verbose, **flags) -> None:
     """One original training, then methods × schedules × budgets × seeds, one run directory per cell;
     finished cells are skipped on a re-run. Writes results.csv, results.md and PNG plots into --out."""
-    from .compare import cell_done, load_compare_config, run_compare
+    from .compare import load_compare_config, run_compare
 
     config = load_compare_config(config_path, overrides(config_flags(click.get_current_context()), sets))
     if dry_run:
-        cells = config.cells()
-        for cell in cells:
-            click.echo(f"{'done   ' if cell_done(cell) else 'pending'}  {cell.name}")
-        click.echo(f"{len(cells)} cells in {config.out}; original: {config.original_dir}")
+        from .compare_estimate import plan_compare
+
+        click.echo("\n".join(plan_compare(config, measure_steps).lines()))
         return
     result = run_compare(config, verbose=2 if verbose else 0)
     failed = [name for name, status in result.statuses.items() if status == "failed"]

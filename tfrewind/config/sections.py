@@ -46,13 +46,18 @@ class DataConfig:
     """Share of the training split held out for validation (never the test split)."""
     augment: str = _named("auto", AUGMENTATIONS)
     """Training augmentation: ``auto`` (pad-4 crop + flip for 32×32 colour images, none otherwise), ``none``,
-    ``cifar`` (crop + flip), ``crop``."""
+    ``cifar`` (crop + flip), ``crop``, ``imagenet`` (random-resized crop to ``image_size`` + flip; evaluation
+    images resized to ``image_size``·256/224 on the short side and center-cropped, as torchvision's recipe)."""
     image_size: int | None = None
     """Resize images to this square size (needed for datasets of mixed sizes, e.g. imagenette)."""
     shuffle_buffer: int = 10_000
     """Training examples in the shuffle buffer (capped at the training split's size)."""
     download: bool = True
     """Allow tensorflow-datasets to download a dataset that is not prepared in ``data_dir``."""
+    manual_dir: str | None = None
+    """Folder with a manual-download dataset's files (``imagenet2012``: ILSVRC2012_img_train.tar and
+    ILSVRC2012_img_val.tar), prepared into ``data_dir`` on first use without network; default
+    ``data_dir``/downloads/manual."""
 
     def validate(self) -> None:
         _check(self.batch_size >= 1, "data.batch_size", "must be a positive integer")
@@ -68,7 +73,8 @@ class ModelConfig:
 
     name: str = "small_cnn"
     """Registered model (``small_cnn``, ``resnet20``/``32``/``56``/``110``, ``vgg16``/``19``, ``mobilenet_v2``,
-    ``resnet50``) or a path to a tf_keras ``.keras``/``.h5`` file."""
+    ``resnet50``, ImageNet ``resnet18``/``34`` in torchvision's layout) or a path to a tf_keras ``.keras``/``.h5``
+    file."""
 
 
 @dataclass

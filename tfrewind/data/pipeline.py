@@ -24,6 +24,7 @@ import numpy as np
 
 from .._keras import tf
 from ..config import DataConfig
+from .crops import eval_view, example_augmenter
 from .registry import RawSplits
 
 CACHE_LIMIT_BYTES = 4 * 2**30
@@ -83,23 +84,32 @@ class DataBundle:
 
 
 def build_pipelines(raw: RawSplits, config: DataConfig, seed: int) -> DataBundle:
-    mean, std = _stats(raw)
+    """With ``augment: imagenet`` the images may differ in size: evaluation splits are center-cropped
+    before anything else, training images are cropped per example (:mod:`.crops`) and not cached."""
+    crops = config.augment == "imagenet"
+    view = eval_view(raw.input_shape) if crops else None
+    mean, std = _stats(raw, view)
     normalise = _normaliser(mean, std)
     cache = _fits_in_memory(raw)
     prepared = {}
     for split in ("train", "validation", "test"):
-        ds = getattr(raw, split).map(normalise, num_parallel_calls=AUTOTUNE)
-        prepared[split] = ds.cache() if cache else ds
-    augment = _augmenter(config.augment, raw.input_shape)
+        ds = getattr(raw, split)
+        if view is not None and split != "train":
+            ds = ds.map(view, num_parallel_calls=AUTOTUNE)
+        ds = ds.map(normalise, num_parallel_calls=AUTOTUNE)
+        prepared[split] = ds.cache() if cache and not (crops and split == "train") else ds
+    augment = example_augmenter(raw.input_shape) if crops else _augmenter(config.augment, raw.input_shape)
     batch = config.batch_size
     clock = EpochClock()
     buffer = min(config.shuffle_buffer, max(raw.train_examples, 1))
-    train = _epoch_pipeline(prepared["train"], raw.train_examples, buffer, augment, seed, clock, batch)
+    train = _epoch_pipeline(prepared["train"], raw.train_examples, buffer, augment, seed, clock, batch,
+                            per_example=crops)
+    plain = prepared["train"].map(view, num_parallel_calls=AUTOTUNE) if crops else prepared["train"]
     return DataBundle(
         train=train.prefetch(AUTOTUNE),
         validation=prepared["validation"].batch(batch).prefetch(AUTOTUNE),
         test=prepared["test"].batch(batch).prefetch(AUTOTUNE),
-        train_plain=prepared["train"].batch(batch),
+        train_plain=plain.batch(batch),
         input_shape=tuple(raw.input_shape),
         num_classes=raw.num_classes,
         train_examples=raw.train_examples,
@@ -115,28 +125,33 @@ def epoch_key(seed: int | tf.Tensor, epoch: tf.Tensor) -> tf.Tensor:
 
 
 def _epoch_pipeline(ds: tf.data.Dataset, examples: int, buffer: int, augment, seed: int,
-                    clock: EpochClock, batch: int) -> tf.data.Dataset:
-    """Batches of the epoch ``clock`` gives: order and augmentation a pure function of (seed, epoch)."""
+                    clock: EpochClock, batch: int, per_example: bool = False) -> tf.data.Dataset:
+    """Batches of the epoch ``clock`` gives: order and augmentation a pure function of (seed, epoch).
+    ``per_example``: ``augment(key, position, image, label)`` runs before batching, else on batches."""
 
     def one_epoch(epoch):
         key = epoch_key(seed, epoch)
         shuffled = _seeded_shuffle(ds, buffer, key)
         if augment is None:
             return shuffled
-        return shuffled.enumerate().map(lambda i, example: (key, i, example))  # position kept for the augmenter
+        indexed = shuffled.enumerate()  # position kept for the augmenter
+        if per_example:
+            return indexed.map(lambda i, example: augment(key, i, *example), num_parallel_calls=AUTOTUNE)
+        return indexed.map(lambda i, example: (key, i, example))
 
     epochs = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(lambda _: clock.take())
     train = epochs.flat_map(one_epoch).apply(tf.data.experimental.assert_cardinality(examples)).batch(batch)
-    if augment is not None:
+    if augment is not None and not per_example:
         train = train.map(lambda keys, positions, example: augment(keys[0], positions[0], *example),
                           num_parallel_calls=AUTOTUNE)
     return train
 
 
-def _stats(raw: RawSplits) -> tuple[np.ndarray, np.ndarray]:
+def _stats(raw: RawSplits, view=None) -> tuple[np.ndarray, np.ndarray]:
     if raw.mean is not None and raw.std is not None:
         return np.asarray(raw.mean, np.float32), np.asarray(raw.std, np.float32)
-    images = np.stack([image.numpy() for image, _ in raw.train.take(STATS_SAMPLE)])
+    train = raw.train.map(view) if view is not None else raw.train  # images of one size to stack
+    images = np.stack([image.numpy() for image, _ in train.take(STATS_SAMPLE)])
     axes = tuple(range(images.ndim - 1))
     return images.mean(axis=axes).astype(np.float32), np.maximum(images.std(axis=axes), 1e-6).astype(np.float32)
 

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from .._keras import keras
 from ..errors import ModelFileError
-from . import applications, resnet_cifar, small_cnn, vgg_cifar  # noqa: F401  (register entries)
+from . import applications, resnet_cifar, resnet_imagenet, small_cnn, vgg_cifar  # noqa: F401  (register entries)
 from .files import MODEL_SUFFIXES, custom_objects, load_model_file, save_model_atomic
 from .registry import MODELS
 
