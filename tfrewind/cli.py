@@ -147,10 +147,9 @@ def prune_command(model_path, config_path, out, **flags) -> None:
     --round-to 8 keeps channel counts multiples of 8; --ignored-layers a,b keeps
     every channel those layers touch.
     \b
-    Unprunable: channels that reach the model output, the model input, a layer the
-    analysis does not know (custom layers, Lambda), a layer shared by several calls,
-    or a layer that mixes channels (LayerNormalization, softmax, a reshape that
-    moves the channel axis). The report lists each blocked group with the layer.
+    Unprunable: channels reaching the model input or output, an unknown layer (custom,
+    Lambda), a shared layer, or one that mixes channels (LayerNormalization,
+    softmax). The report names each blocked group's layer.
     """
     from .commands import prune_file
 
