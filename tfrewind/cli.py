@@ -143,9 +143,8 @@ def prune_command(model_path, config_path, out, **flags) -> None:
     Criteria: l1 (Li et al.), l2, random (seeded), fpgm, bn_scale (|BN gamma|).
     Targets: --sparsity R (every group loses R of its channels), --ratios (one per
     group, in model order), --preset, or --macs S (at most S of the dense MACs;
-    --allocation uniform: one ratio for all groups, global: rank across groups).
-    --round-to 8 keeps channel counts multiples of 8; --ignored-layers a,b keeps
-    every channel those layers touch.
+    --allocation uniform: one ratio for all groups, global: rank across groups);
+    --round-to 8: channel counts multiples of 8; --ignored-layers a,b: kept whole.
     \b
     Unprunable: channels reaching the model input or output, an unknown layer (custom,
     Lambda), a shared layer, or one that mixes channels (LayerNormalization,
