@@ -202,6 +202,8 @@ def test_a_failed_cell_is_recorded_and_the_others_run(study, tmp_path, capsys):
     ("grid.methods=global_magnitude:1.5", "sparsity"),
     ("grid.methods=random:preset=vgg16-A", "prune.ratios"),
     ("grid.methods=l1_filter:preset=resnet99-Z", "resnet99-Z"),
+    ("grid.methods=l1_filter:macs=1.5", "prune.macs"),
+    ("grid.methods=global_magnitude:macs=0.5", "does not use it"),
     ("grid.seeds=", "grid.seeds"),
     ("train.lr=-1", "train.lr"),
 ])
@@ -266,6 +268,21 @@ def test_shipped_compare_configs_load_and_validate(path, tmp_path):
     # one seed on ImageNet, as the paper's scripts ran it; three elsewhere
     assert len(grid.seeds) >= (1 if config.base.data.name == "imagenet2012" else 3) and len(grid.budgets) >= 2
     assert "fine_tune" in grid.schedules and {"lr_rewind", "one_cycle"} & set(grid.schedules)
+
+
+def test_application_study_prunes_to_a_macs_target_and_its_model_builds(tmp_path):
+    from tfrewind.compare_report import cell_row
+    from tfrewind.data import load_data
+    from tfrewind.models import build_model
+
+    config = load_compare_config(ROOT / "configs/compare/digits-mobilenetv2.yaml", {"out": str(tmp_path / "o")})
+    cells = config.cells()
+    assert {c.config.prune.method for c in cells} == {"l1_filter", "random_filter"}
+    assert {c.config.prune.macs for c in cells} == {0.5} and all("-m0.5-" in c.name for c in cells)
+    assert cell_row(cells[0], {})["sparsity"] == ""  # a MACs target, not the base's unused sparsity
+    data = load_data(config.base.data, seed=0)
+    model = build_model(config.base.model.name, data.input_shape, data.num_classes)
+    assert model.input_shape[1:] == (32, 32, 1) and model.output_shape[-1] == 10
 
 
 PAPER_SCHEDULES = {"fine_tune", "lr_rewind", "scaled_lr_restart", "one_cycle"}

@@ -37,6 +37,19 @@ def test_digits_test_split_does_not_depend_on_seed():
     assert not np.array_equal(_first_batch(a.train)[1], _first_batch(b.train)[1])  # order follows the seed
 
 
+def test_digits_upscaled_keeps_the_same_images_and_splits(digits_bundle):
+    bundle = load_data(DataConfig(name="digits", batch_size=64, image_size=32), seed=0)
+    assert bundle.input_shape == (32, 32, 1) and bundle.train_examples == digits_bundle.train_examples
+    images, labels = _first_batch(bundle.test)
+    small, small_labels = _first_batch(digits_bundle.test)
+    assert images.shape == (64, 32, 32, 1)
+    np.testing.assert_array_equal(labels, small_labels)  # the same test images, only larger
+    assert abs(images.mean()) < 0.3 and 0.7 < images.std() < 1.3  # normalised at the new size
+    # each 8×8 pixel becomes a 4×4 patch: averaging the patches gives back (nearly) the small image
+    pooled = images.reshape(64, 8, 4, 8, 4).mean(axis=(2, 4))
+    assert np.corrcoef(pooled.ravel(), small.ravel())[0, 1] > 0.95
+
+
 def test_cifar_style_augmentation_changes_images_but_not_labels():
     bundle = load_data(DataConfig(name="synthetic", batch_size=8, augment="cifar", shuffle_buffer=1), seed=0)
     plain = load_data(DataConfig(name="synthetic", batch_size=8, augment="none", shuffle_buffer=1), seed=0)

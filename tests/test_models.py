@@ -12,8 +12,8 @@ from tfrewind.optim import PaperSGD
 
 SMALL = {"small_cnn": (8, 8, 1), "resnet20": (8, 8, 3), "resnet32": (8, 8, 3), "resnet56": (8, 8, 3),
          "resnet110": (8, 8, 3), "vgg16": (8, 8, 3), "vgg19": (8, 8, 3), "mobilenet_v2": (32, 32, 3),
-         "resnet50": (32, 32, 3), "resnet18": (32, 32, 3)}
-SLOW = {"resnet110", "resnet50", "vgg19", "resnet18"}
+         "mobilenet_v2_035": (32, 32, 1), "resnet50": (32, 32, 3), "resnet18": (32, 32, 3)}
+SLOW = {"resnet110", "resnet50", "vgg19", "resnet18", "mobilenet_v2_035"}  # the 0.35 one trains like mobilenet_v2
 BUILT_ELSEWHERE = {"resnet34"}
 """Built by test_imagenet_resnets_are_torchvisions; its builder is resnet18's (a step costs ~30 s here)."""
 
@@ -107,6 +107,16 @@ def test_resnet34_presets_resolve_on_the_model(version, resnet34):
     with pytest.raises(ConfigError, match="no prunable conv .layer1_0_conv1"):  # CIFAR ResNets: other names
         check(build_model("resnet20", (8, 8, 3), 10), PruneConfig(method="l1_filter", preset=preset), seed=0,
               preset=preset)
+
+
+def test_mobilenet_v2_035_is_keras_width_035_with_fresh_batch_norm_statistics():
+    # Keras documents MobileNetV2 at alpha 0.35 (1,000 classes) with 1.66 M parameters (any input size).
+    model = build_model("mobilenet_v2_035", (32, 32, 3), 1000)
+    assert 1.6e6 < model.count_params() < 1.7e6
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and {layer.momentum for layer in norms} == {0.9}  # not Keras' 0.999 (stale after pruning)
+    with pytest.raises(ConfigError, match="image_size"):
+        build_model("mobilenet_v2_035", (8, 8, 1), 10)
 
 
 def test_unknown_model_lists_choices():

@@ -29,7 +29,8 @@ CELLS_DIR = "cells"
 
 @dataclass
 class MethodSpec:
-    """One pruning method of the grid: a method name with its sparsity, per-layer ratios or preset."""
+    """One pruning method of the grid: a method name with its sparsity, per-layer ratios, preset or
+    MACs target."""
 
     method: str
     sparsity: float | None = None
@@ -37,6 +38,8 @@ class MethodSpec:
     ratios: list[float] | None = None
     preset: str | None = None
     ratios_from: str | None = None
+    macs: float | None = None
+    """Channel methods: the share of the dense MACs to keep (``prune.macs``), instead of a sparsity."""
     label: str | None = None
     """Name in tables, plots and cell directories; default e.g. ``global_magnitude-s0.95``."""
 
@@ -48,6 +51,8 @@ class MethodSpec:
             return _safe(f"{self.method}-{self.preset}")
         if self.ratios is not None:
             return _safe(f"{self.method}-r{'_'.join(f'{r:g}' for r in self.ratios)}")
+        if self.macs is not None:
+            return _safe(f"{self.method}-m{self.macs:g}")
         return _safe(f"{self.method}-s{self.sparsity:g}") if self.sparsity is not None else _safe(self.method)
 
 
@@ -119,7 +124,7 @@ class CompareConfig:
         name = f"{spec.name}-{schedule}-b{budget_epochs}-seed{seed}"
         config = copy.deepcopy(self.base)
         config.prune.method = spec.method
-        for key in ("sparsity", "ratios", "preset", "ratios_from"):
+        for key in ("sparsity", "ratios", "preset", "ratios_from", "macs"):
             if getattr(spec, key) is not None:
                 setattr(config.prune, key, copy.deepcopy(getattr(spec, key)))
         config.retrain.schedule = schedule
@@ -197,8 +202,9 @@ def _build_grid(raw: Any) -> GridConfig:
 
 
 def _parse_methods(value: Any) -> list[MethodSpec]:
-    """Mappings ({method, sparsity, ratios, preset, ratios_from, label}) or strings
-    ``method``, ``method:0.9``, ``method:preset=vgg16-A`` (a comma list on the command line)."""
+    """Mappings ({method, sparsity, ratios, preset, ratios_from, macs, label}) or strings
+    ``method``, ``method:0.9``, ``method:preset=vgg16-A``, ``method:macs=0.5`` (a comma list on the
+    command line)."""
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list):
@@ -209,8 +215,9 @@ def _parse_methods(value: Any) -> list[MethodSpec]:
         if isinstance(item, str):
             name, _, arg = item.partition(":")
             item = {"method": name.strip()}
-            if arg.startswith("preset="):
-                item["preset"] = arg[len("preset="):].strip()
+            option, equals, text = arg.partition("=")
+            if equals and option.strip() in ("preset", "macs"):
+                item[option.strip()] = text.strip()
             elif arg:
                 item["sparsity"] = arg.strip()
         if not isinstance(item, dict) or "method" not in item:

@@ -57,7 +57,7 @@ def _dense(config: CompareConfig) -> dict[str, Any]:
 def cell_row(cell: Cell, dense: dict[str, Any]) -> dict[str, Any]:
     """One CSV row: the cell's grid coordinates and the numbers of its metrics.json files."""
     prune = cell.config.prune
-    structured_spec = prune.preset is not None or prune.ratios is not None
+    structured_spec = prune.preset is not None or prune.ratios is not None or prune.macs is not None
     row: dict[str, Any] = {
         "cell": cell.name, "method": prune.method, "label": cell.method.name,
         "sparsity": "" if structured_spec else prune.sparsity, "preset": prune.preset or "",

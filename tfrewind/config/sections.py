@@ -66,8 +66,8 @@ class ModelConfig:
 
     name: str = "small_cnn"
     """Registered model (``small_cnn``, ``resnet20``/``32``/``56``/``110``, ``vgg16``/``19``, ``mobilenet_v2``,
-    ``resnet50``, ImageNet ``resnet18``/``34`` in torchvision's layout) or a path to a tf_keras ``.keras``/``.h5``
-    file."""
+    ``mobilenet_v2_035`` (width 0.35), ``resnet50``, ImageNet ``resnet18``/``34`` in torchvision's layout) or a
+    path to a tf_keras ``.keras``/``.h5`` file."""
 
 
 @dataclass
