@@ -104,7 +104,7 @@ def test_resnet34_presets_resolve_on_the_model(version, resnet34):
     assert {name: r for name, r in PRESETS[preset].items() if r} == expected
     for method in ("l1_filter", "random_filter"):  # what a run checks before original training
         check(resnet34, PruneConfig(method=method, preset=preset), seed=0, preset=preset)
-    with pytest.raises(ConfigError, match="no prunable conv .layer1_0_conv1"):  # CIFAR ResNets: other names
+    with pytest.raises(ConfigError, match="no conv or dense layer .layer1_0_conv1"):  # CIFAR ResNets: other names
         check(build_model("resnet20", (8, 8, 3), 10), PruneConfig(method="l1_filter", preset=preset), seed=0,
               preset=preset)
 
