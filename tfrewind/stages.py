@@ -108,7 +108,7 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
         callbacks.append(SparsityMonitor(run.log_dir(stage) / "sparsity",
                                          fixed_masks=config.prune.schedule != "gradual"))
     metrics = fit_stage(model, data, schedule, stage=stage, stage_dir=stage_dir, log_dir=run.log_dir(stage),
-                        callbacks=callbacks, verbose=verbose)
+                        callbacks=callbacks, verbose=verbose, test_each_epoch=True)
     metrics.update({"schedule": config.retrain.schedule, "budget_epochs": budget,
                     "schedule_details": schedule.description, "sparsity": sparsity_report(model)})
     prune_name = prune_stage_of(config, stage)
