@@ -143,6 +143,11 @@ def test_csv_and_markdown_agree_with_the_run_directories(study):
         retrain = metrics(out / "cells" / row["cell"], "retrain")
         assert float(row["accuracy_best_epoch"]) == retrain["history"]["test_accuracy"][0] == \
             float(row["accuracy_after_retrain"])
+        # by default BN statistics are recalibrated after pruning (on at most one epoch), not after retraining
+        recalibrated = metrics(out / "cells" / row["cell"], "prune")["recalibrate_bn"]
+        assert recalibrated["ran"] and recalibrated["batches"] == min(50, retrain["steps_per_epoch"])
+        assert not retrain["recalibrate_bn"]["ran"]
+    assert "recalibrated after pruning on 50 training batches" in md
     assert "accuracy_vs_budget.png" in md and "schedules_b1.png" in md
 
 

@@ -43,6 +43,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @config_option("--schedule", "retrain.schedule", "retrain_schedule", choice=True)
 @config_option("--budget", "retrain.budget")
 @config_option("--pretrained", "train.pretrained", type=click.Path())
+@config_option("--bn-momentum", "model.bn_momentum")
+@config_option("--bn-epsilon", "model.bn_epsilon")
+@config_option("--recalibrate-bn", "prune.recalibrate_bn")
 @config_option("--export", "export.format", "export_format", choice=True)
 @click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out RUN_DIR from its last completed "

@@ -174,6 +174,7 @@ def markdown(config: CompareConfig, rows: list[dict[str, Any]], groups: list[dic
     lines.append(f"**Unpruned model: {_pct(dense.get('test_accuracy'))} % test accuracy**, "
                  f"{_count(dense.get('params'))} parameters. Cells: {statuses.count('ok')} finished, "
                  f"{statuses.count('failed')} failed, {statuses.count('pending')} pending.")
+    lines += _recalibration_note(base)
     lines += ["", "## Test accuracy after retraining (%, mean ± std over seeds): final (Δ to the unpruned model) "
               "and best epoch", "", FINAL_VS_BEST, ""]
     schedules = config.grid.schedules
@@ -212,6 +213,15 @@ def markdown(config: CompareConfig, rows: list[dict[str, Any]], groups: list[dic
     for budget in budgets:
         lines += [f"![schedules, budget {budget}](schedules_b{budget}.png)", ""]
     return "\n".join(lines)
+
+
+def _recalibration_note(base) -> list[str]:
+    """Say when BN statistics were recalibrated: it changes what "before retraining" and "final" measure."""
+    parts = [f"after pruning on {base.prune.recalibrate_bn} training batches (before the accuracy before retraining)"
+             if base.prune.recalibrate_bn else "", f"after retraining on {base.retrain.recalibrate_bn} batches (final "
+             "is measured after it, the per-epoch best before it)" if base.retrain.recalibrate_bn else ""]
+    parts = [p for p in parts if p]
+    return ["", "Batch-norm statistics recalibrated " + "; ".join(parts) + "."] if parts else []
 
 
 def _seconds(values: list[float]) -> str:
