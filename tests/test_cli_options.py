@@ -23,7 +23,7 @@ RUN_FLAGS = ("--dataset", "--data-dir", "--model", "--epochs", "--batch-size", "
              "--strategy", "--mixed-precision", "--jit-compile", "--out")
 """The flags of train/retrain that set run-config fields (issue 12: all of them generated from the fields)."""
 TRAIN_FLAGS = RUN_FLAGS + ("--prune", "--sparsity", "--ratios", "--ratios-from", "--prune-schedule", "--schedule",
-                           "--budget", "--pretrained", "--export")
+                           "--budget", "--pretrained", "--bn-momentum", "--bn-epsilon", "--recalibrate-bn", "--export")
 
 
 def help_entries(text: str) -> dict[str, str]:

@@ -138,9 +138,19 @@ def test_csv_and_markdown_agree_with_the_run_directories(study):
     md = (out / "results.md").read_text()
     assert f"{100 * dense:.2f} %" in md
     table = [line for line in md.splitlines() if line.startswith("| global_magnitude-s0.7 | 1 |")]
-    assert len(table) == 1 and table[0].count("|") == 5  # method, budget, fine_tune, one_cycle
+    assert len(table) == 1 and table[0].count("|") == 7  # method, budget, (final, best) × fine_tune, one_cycle
     gm_ft = next(r for r in rows if r["cell"].startswith("global_magnitude") and r["schedule"] == "fine_tune")
     assert f"{100 * float(gm_ft['accuracy_after_retrain']):.2f}" in table[0]
+    assert "| fine_tune final | fine_tune best |" in md
+    for row in rows:  # one retraining epoch: its test accuracy is the best and the final one
+        retrain = metrics(out / "cells" / row["cell"], "retrain")
+        assert float(row["accuracy_best_epoch"]) == retrain["history"]["test_accuracy"][0] == \
+            float(row["accuracy_after_retrain"])
+        # by default BN statistics are recalibrated after pruning (on at most one epoch), not after retraining
+        recalibrated = metrics(out / "cells" / row["cell"], "prune")["recalibrate_bn"]
+        assert recalibrated["ran"] and recalibrated["batches"] == min(50, retrain["steps_per_epoch"])
+        assert not retrain["recalibrate_bn"]["ran"]
+    assert "recalibrated after pruning on 50 training batches" in md
     assert "accuracy_vs_budget.png" in md and "schedules_b1.png" in md
 
 
@@ -329,3 +339,27 @@ def test_paper_imagenet_config_follows_the_papers_scripts(tmp_path):
         {(method, f"resnet34-{v}") for method in ("l1_filter", "random_filter") for v in "ABCD"}
     assert set(grid.schedules) >= PAPER_SCHEDULES
     assert {c.budget_epochs for c in config.cells()} == {45, 90}  # FT 90 epochs, the others 45, in the scripts
+
+
+def test_tables_show_the_final_and_the_best_epochs_test_accuracy(tmp_path):
+    """Cells whose retraining peaked before its last epoch: final and best differ, each in its own column."""
+    from tfrewind.compare_report import write_results
+
+    config = load_compare_config(write_yaml(tmp_path / "c.yaml", {
+        "train": {"epochs": 4}, "export": {"format": "none"},
+        "grid": {"methods": ["random:0.5"], "schedules": ["fine_tune"], "budgets": [3], "seeds": [0, 1]},
+        "out": str(tmp_path / "study")}))
+    per_seed = {0: [0.50, 0.90, 0.80], 1: [0.60, 0.70, 0.70]}  # best 0.90 / 0.70, final 0.80 / 0.70
+    for cell in config.cells():
+        accuracies = per_seed[cell.seed]
+        (cell.path / "retrain").mkdir(parents=True)
+        (cell.path / "retrain" / "metrics.json").write_text(json.dumps(
+            {"test_accuracy": accuracies[-1], "history": {"test_accuracy": accuracies}}))
+    rows, _ = write_results(config)
+    assert [(r["accuracy_after_retrain"], r["accuracy_best_epoch"]) for r in rows] == [(0.8, 0.9), (0.7, 0.7)]
+    md = (tmp_path / "study" / "results.md").read_text()
+    assert "final" in md and "best epoch" in md and "NPTM" in md and "test set" in md
+    row = next(line for line in md.splitlines() if line.startswith("| random-s0.5 | 3 |"))
+    assert row.endswith("| 75.00 ± 7.07 (–) | 80.00 ± 14.14 |")  # final (Δ: no unpruned run here), then best
+    detail = next(line for line in md.splitlines() if line.startswith("| random-s0.5 | fine_tune |"))
+    assert "| 75.00 ± 7.07 | 80.00 ± 14.14 |" in detail

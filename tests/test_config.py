@@ -39,6 +39,11 @@ def test_yaml_sections_and_overrides(tmp_path):
         ("prune:\n  method: random\n  sparsity: -0.1\n", "prune.sparsity"),
         ("retrain:\n  budget: lots\n", "retrain.budget"),
         ("train:\n  milestones: [0.5, 80]\n", "train.milestones"),
+        ("model:\n  bn_momentum: 1.0\n", "model.bn_momentum"),
+        ("model:\n  bn_momentum: -0.1\n", "model.bn_momentum"),
+        ("model:\n  bn_epsilon: 0\n", "model.bn_epsilon"),
+        ("prune:\n  recalibrate_bn: -1\n", "prune.recalibrate_bn"),
+        ("retrain:\n  recalibrate_bn: -5\n", "retrain.recalibrate_bn"),
         ("- just\n- a list\n", "mapping"),
     ],
 )

@@ -67,6 +67,8 @@ def _assert_trained_like_one_device(reference, other):
             apart = np.linalg.norm(got - want)
             assert apart < 0.5 * moved, f"{name}[{index}]: {apart:.3g} from the one-device weights, moved {moved:.3g}"
     assert other["retrain"] == pytest.approx(reference["retrain"], abs=0.1)  # test accuracy
+    assert other["recalibrated"] == reference["recalibrated"]  # BN recalibration ran on every replica/worker
+    assert reference["recalibrated"]["ran"] and reference["recalibrated"]["batches"] == 5
 
 
 def test_mirrored_on_two_logical_cpus(single_device, tmp_path):

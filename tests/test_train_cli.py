@@ -106,6 +106,10 @@ def test_other_config_on_same_run_dir_is_refused(dense_run, capsys):
     (["--set", "train.nope=1"], "unknown config key"),
     (["--set", "novalue"], "KEY=VALUE"),
     (["--epochs", "many"], "many"),
+    (["--bn-momentum", "1.5"], "model.bn_momentum"),
+    (["--bn-epsilon", "0"], "model.bn_epsilon"),
+    (["--model", "mobilenet_v2", "--bn-momentum", "0.99"], "keeps its own batch norm"),
+    (["--prune", "l1_filter", "--recalibrate-bn", "-3"], "prune.recalibrate_bn"),
     (["--config", "missing.yaml"], "does not exist"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, monkeypatch, args, needle):

@@ -26,6 +26,7 @@ The pieces, in your own script::
     model = tfrewind.build_model("resnet20", data.input_shape, data.num_classes)
     model = tfrewind.load_model_file("model.keras")                       # safe, clear errors
     pruned = tfrewind.prune(model, config.prune, seed=0).model            # tfmot wrappers or surgery
+    tfrewind.recalibrate_bn(pruned, data.train.take(50))                 # BN statistics of the pruned net
     plain = tfrewind.strip(pruned)                                        # no wrappers, zeros kept
     report = tfrewind.export_model(plain, "export/", quantize="int8", data=data)
 
@@ -65,7 +66,7 @@ _LAZY = {
     "prune_file": "commands", "retrain_model": "commands", "export_path": "commands",
     "describe_original": "preview", "preview_schedule": "preview",
     "load_data": "data", "build_model": "models", "load_model_file": "models",
-    "prune": "pruning", "strip": "pruning",
+    "prune": "pruning", "strip": "pruning", "recalibrate_bn": "batchnorm",
     "export_model": "export",
     "build_retrain_schedule": "retraining", "OriginalRecord": "retraining",
     "OffsetLR": "schedules", "OneCycleLR": "schedules", "OneCycleMomentum": "schedules",

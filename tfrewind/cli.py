@@ -18,7 +18,7 @@ from ._version import __version__
 from ._console import cli_console
 from .choices import ORIGINAL_SCHEDULES, RETRAIN_SCHEDULES
 from .cli_options import (DynamicHelpOption, RegistryChoice, build_config, config_flags, config_option, config_options,
-                          flag_names, overrides, prune_options)
+                          flag_names, overrides, prune_options, train_options)
 from .compare_config import CompareConfig
 from .errors import TfrewindError
 
@@ -39,11 +39,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command()
 @config_options
 @prune_options
-@config_option("--prune-schedule", "prune.schedule")
-@config_option("--schedule", "retrain.schedule", "retrain_schedule", choice=True)
-@config_option("--budget", "retrain.budget")
-@config_option("--pretrained", "train.pretrained", type=click.Path())
-@config_option("--export", "export.format", "export_format", choice=True)
+@train_options
 @click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out RUN_DIR from its last completed "
                                              "epoch, with its saved config (flags given must agree with it).")

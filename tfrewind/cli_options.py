@@ -167,6 +167,23 @@ def prune_options(func):
     return func
 
 
+def train_options(func):
+    """What ``train`` adds: when to prune, how to retrain, the paper models' batch norm, the export."""
+    options = [
+        config_option("--prune-schedule", "prune.schedule"),
+        config_option("--schedule", "retrain.schedule", "retrain_schedule", choice=True),
+        config_option("--budget", "retrain.budget"),
+        config_option("--pretrained", "train.pretrained", type=click.Path()),
+        config_option("--bn-momentum", "model.bn_momentum"),
+        config_option("--bn-epsilon", "model.bn_epsilon"),
+        config_option("--recalibrate-bn", "prune.recalibrate_bn"),
+        config_option("--export", "export.format", "export_format", choice=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def build_config(config_path: str | None, sets: tuple[str, ...]):
     """Defaults ← --config YAML ← the config flags the user gave ← --set pairs."""
     return load_config(config_path, overrides(config_flags(click.get_current_context()), sets))

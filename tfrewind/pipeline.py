@@ -16,7 +16,7 @@ from ._keras import keras
 from .config import RunConfig
 from .data import DataBundle, load_data
 from .errors import TrainingDivergedError
-from .models import build_model, check_model_fits, load_model_file
+from .models import BatchNorm, build_model, check_model_fits, load_model_file
 from .preflight import validate, validate_on_model
 from .rounds import prune_rounds
 from .rundir import EXPORT, ORIGINAL, PRUNE, RETRAIN, RunDir
@@ -81,7 +81,8 @@ def _initial_model(config: RunConfig, data: DataBundle) -> keras.Model:
         model = load_model_file(path)
         check_model_fits(model, data.input_shape, data.num_classes, source=str(path))
         return model
-    return build_model(config.model.name, data.input_shape, data.num_classes)
+    bn = BatchNorm(config.model.bn_momentum, config.model.bn_epsilon)
+    return build_model(config.model.name, data.input_shape, data.num_classes, bn)
 
 
 __all__ = ["EXPORT", "ORIGINAL", "PRUNE", "RETRAIN", "RunResult", "original_stage", "prune_rounds", "train", "validate",

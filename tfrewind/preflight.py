@@ -11,9 +11,9 @@ from pathlib import Path
 
 from ._keras import keras
 from .callbacks import kept_rewind_epochs
-from .config import RunConfig
+from .config import ModelConfig, RunConfig
 from .errors import ConfigError, ModelFileError
-from .models import MODELS, is_model_path
+from .models import MODELS, is_model_path, takes_batch_norm
 from .retraining import RETRAIN_SCHEDULES, OriginalRecord, build_retrain_schedule, needs_weight_rewind
 from .rewind import checkpoint_dir
 from .rounds import prune_rounds
@@ -36,8 +36,18 @@ def validate(config: RunConfig) -> None:
     if pretrained and Path(pretrained).is_dir() and not (Path(pretrained) / ORIGINAL / "model.keras").exists():
         raise ModelFileError(f"train.pretrained: {pretrained!r} is a directory without {ORIGINAL}/model.keras; "
                              "give a finished tfrewind run directory or a .keras/.h5 model file")
+    if not pretrained:
+        _check_batch_norm_settings(config.model)
     if config.prune.method != "none":
         _validate_pruning(config)
+
+
+def _check_batch_norm_settings(model: ModelConfig) -> None:
+    """``model.bn_*`` set for a model that keeps its own batch norm would be silently ignored: refuse it."""
+    changed = [key for key in ("bn_momentum", "bn_epsilon") if getattr(model, key) != getattr(ModelConfig, key)]
+    if changed and not takes_batch_norm(model.name):
+        raise ConfigError(f"model.{changed[0]} applies to the built-in small_cnn, resnet* and vgg* models; "
+                          f"{model.name!r} keeps its own batch norm (drop model.{changed[0]})")
 
 
 def _validate_pruning(config: RunConfig) -> None:

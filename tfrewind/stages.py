@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ._keras import keras
+from .batchnorm import Recalibration, recalibrate_on_training_data
 from .callbacks import RewindCheckpointer
 from .config import PruneConfig, RunConfig
 from .data import DataBundle
@@ -65,7 +66,8 @@ def original_record(run: RunDir, config: RunConfig, data: DataBundle) -> Origina
 
 def prune_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, config: RunConfig,
                 prune_config: PruneConfig) -> keras.Model:
-    """Prune ``model``, evaluate it before retraining, and record per-layer sparsity, params and FLOPs."""
+    """Prune ``model``, recalibrate its BN statistics (``prune.recalibrate_bn``), evaluate it before retraining,
+    and record per-layer sparsity, params and FLOPs."""
     from .pruning import gradual_steps, prune
 
     stage_dir = run.stage_dir(stage)
@@ -78,8 +80,10 @@ def prune_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, c
     result = prune(model, prune_config, seed=config.seed, **options)
     pruned = result.model
     compile_model(pruned, StageSchedule(ConstantLR(0.0)), 0.0)
+    recalibrated = _recalibrate(pruned, data, prune_config.recalibrate_bn)  # before "accuracy before retraining"
     metrics = {"stage": stage, "method": prune_config.method, "sparsity_target": prune_config.sparsity,
-               "structured": result.structured, **evaluate(pruned, data), "report": result.report}
+               "structured": result.structured, **evaluate(pruned, data), "recalibrate_bn": recalibrated,
+               "report": result.report}
     log_prune_report(run.log_dir(stage), result.report)
     save_model_atomic(pruned, stage_dir / "model.keras")
     run.write_metrics(stage, metrics)
@@ -108,9 +112,12 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
         callbacks.append(SparsityMonitor(run.log_dir(stage) / "sparsity",
                                          fixed_masks=config.prune.schedule != "gradual"))
     metrics = fit_stage(model, data, schedule, stage=stage, stage_dir=stage_dir, log_dir=run.log_dir(stage),
-                        callbacks=callbacks, verbose=verbose)
+                        callbacks=callbacks, verbose=verbose, test_each_epoch=True)
     metrics.update({"schedule": config.retrain.schedule, "budget_epochs": budget,
                     "schedule_details": schedule.description, "sparsity": sparsity_report(model)})
+    metrics["recalibrate_bn"] = _recalibrate(model, data, config.retrain.recalibrate_bn)
+    if metrics["recalibrate_bn"]["ran"]:  # the final accuracy is the recalibrated model's
+        metrics.update({"test_accuracy_before_recalibration": metrics["test_accuracy"], **evaluate(model, data)})
     prune_name = prune_stage_of(config, stage)
     if is_wrapped(model) and prune_name is not None:
         check_retrained_sparsity(model, pruned_layer_targets(run, config, prune_name), stage)
@@ -134,6 +141,13 @@ def export_stage(run: RunDir, model: keras.Model, data: DataBundle, config: RunC
     metrics = {"stage": EXPORT, "test_accuracy": report.accuracy, **report.to_dict()}
     run.write_metrics(EXPORT, metrics)
     return metrics
+
+
+def _recalibrate(model: keras.Model, data: DataBundle, batches: int) -> dict[str, Any]:
+    """BN recalibration on ``batches`` training batches (0: off); what ran, for ``metrics.json``."""
+    if batches <= 0:
+        return Recalibration(ran=False, batches=0, requested=0, layers=0, average="none").to_dict()
+    return recalibrate_on_training_data(model, data, batches).to_dict()
 
 
 def _stage_model(run: RunDir, stage: str) -> keras.Model:

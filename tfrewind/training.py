@@ -127,9 +127,31 @@ HISTORY_FILE = "history.json"
 DIVERGED_FILE = "diverged.json"
 
 
+class EpochTestAccuracy(keras.callbacks.Callback):
+    """Add ``test_loss``/``test_accuracy`` to every epoch's logs (history.json, TensorBoard, ``history``).
+
+    Why: the paper's code (NPTM) reports the *best* epoch's test accuracy over retraining; the
+    compare report shows it beside the final one, so each epoch's test accuracy must be recorded.
+    Costs one pass over the test split per epoch. Place it after the callbacks that re-mask pruned
+    weights at the epoch's end and before those that record the logs.
+    """
+
+    def __init__(self, test: tf.data.Dataset):
+        super().__init__()
+        self.test = test
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            results = self.model.evaluate(self.test, verbose=0, return_dict=True)
+            logs.update({"test_loss": float(results["loss"]), "test_accuracy": float(results["accuracy"])})
+
+
 def fit_stage(model: keras.Model, data: DataBundle, schedule: StageSchedule, *, stage: str, stage_dir: Path,
-              log_dir: Path, callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int = 1) -> dict[str, Any]:
+              log_dir: Path, callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int = 1,
+              test_each_epoch: bool = False) -> dict[str, Any]:
     """Fit for ``schedule.epochs`` epochs (resuming from ``stage_dir/backup`` if present); return metrics.
+
+    ``test_each_epoch``: record each epoch's test accuracy too (:class:`EpochTestAccuracy`; retraining does).
 
     Resume: ``BackupAndRestore`` saves model, optimizer (slots, iterations → LR/momentum schedule
     position) and tfmot's pruning step and masks at each epoch end, *after* every other callback
@@ -147,6 +169,7 @@ def fit_stage(model: keras.Model, data: DataBundle, schedule: StageSchedule, *, 
         all_callbacks.append(MomentumScheduler(schedule.momentum_schedule))
     all_callbacks += [
         *callbacks,
+        *([EpochTestAccuracy(data.test)] if test_each_epoch else []),
         ScheduleLogger(log_dir / "schedule", every_n_steps=every),
         TensorBoard(str(log_dir), update_freq="epoch", write_graph=False, profile_batch=0),
         history,

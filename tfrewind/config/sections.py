@@ -68,6 +68,14 @@ class ModelConfig:
     """Registered model (``small_cnn``, ``resnet20``/``32``/``56``/``110``, ``vgg16``/``19``, ``mobilenet_v2``,
     ``mobilenet_v2_035`` (width 0.35), ``resnet50``, ImageNet ``resnet18``/``34`` in torchvision's layout) or a
     path to a tf_keras ``.keras``/``.h5`` file."""
+    bn_momentum: float = 0.9
+    """Batch-norm momentum (Keras' sense) of the built-in small_cnn/resnet/vgg: 0.9 = PyTorch's 0.1; tf_keras' 0.99."""
+    bn_epsilon: float = 1e-5
+    """Batch-norm epsilon of the built-in models (PyTorch's; tf_keras' 1e-3). Applications and files keep theirs."""
+
+    def validate(self) -> None:
+        _check(_finite(self.bn_momentum) and 0.0 <= self.bn_momentum < 1.0, "model.bn_momentum", "must be in [0, 1)")
+        _check(_finite(self.bn_epsilon) and self.bn_epsilon > 0, "model.bn_epsilon", "must be > 0")
 
 
 @dataclass
@@ -168,6 +176,8 @@ class PruneConfig:
     prune-retrain rounds."""
     rounds: int = 3
     """Iterative pruning: number of prune-retrain rounds (other schedules refuse another value)."""
+    recalibrate_bn: int = 50
+    """Re-estimate batch-norm statistics after pruning from this many training batches (≤ 1 epoch; 0: off)."""
 
     def validate(self) -> None:
         if self.method == "none":
@@ -187,6 +197,7 @@ class PruneConfig:
         _check(isinstance(self.round_to, int) and self.round_to >= 1, "prune.round_to",
                f"must be a positive integer, got {self.round_to!r}")
         _check(self.rounds >= 1, "prune.rounds", "must be a positive integer")
+        _check(self.recalibrate_bn >= 0, "prune.recalibrate_bn", "must be ≥ 0 (batches; 0: off)")
         _check(self.schedule == "iterative" or self.rounds == _default(PruneConfig, "rounds"), "prune.rounds",
                f"only the iterative schedule prunes in rounds, not {self.schedule}; "
                "set prune.schedule=iterative (--prune-schedule iterative) or drop prune.rounds")
@@ -212,6 +223,8 @@ class RetrainConfig:
     """1-cycle: momentum at the start and the end."""
     base_momentum: float = 0.85
     """1-cycle: momentum at the peak LR."""
+    recalibrate_bn: int = 0
+    """Re-estimate batch-norm statistics after retraining from this many training batches (≤ 1 epoch; 0: off)."""
 
     def validate(self) -> None:
         self.budget_epochs(original_epochs=1_000_000)
@@ -219,6 +232,7 @@ class RetrainConfig:
         _check(self.div_factor >= 1, "retrain.div_factor", "must be ≥ 1")
         _check(self.final_div_factor >= 1, "retrain.final_div_factor", "must be ≥ 1")
         _check(0.0 < self.pct_start < 1.0, "retrain.pct_start", "must be in (0, 1)")
+        _check(self.recalibrate_bn >= 0, "retrain.recalibrate_bn", "must be ≥ 0 (batches; 0: off)")
         _check(0 <= self.base_momentum <= self.max_momentum < 1, "retrain.base_momentum",
                "need 0 ≤ base_momentum ≤ max_momentum < 1")
 
@@ -274,7 +288,7 @@ class RunConfig:
     resumes it."""
 
     def validate(self) -> "RunConfig":
-        for section in (self.data, self.train, self.prune, self.retrain, self.export):
+        for section in (self.data, self.model, self.train, self.prune, self.retrain, self.export):
             section.validate()
         _check(self.seed >= 0, "seed", "must be ≥ 0")
         _check_choice(self.strategy, STRATEGIES, "strategy")

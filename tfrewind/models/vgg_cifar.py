@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .._keras import keras
+from .layers import PYTORCH_BN, BatchNorm
 from .registry import MODELS
 
 L = keras.layers
@@ -18,7 +19,7 @@ CONFIGS = {
 }
 
 
-def vgg_cifar(depth: int, input_shape: Sequence[int], num_classes: int) -> keras.Model:
+def vgg_cifar(depth: int, input_shape: Sequence[int], num_classes: int, bn: BatchNorm = PYTORCH_BN) -> keras.Model:
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     conv_index, pool_index = 0, 0
@@ -30,15 +31,15 @@ def vgg_cifar(depth: int, input_shape: Sequence[int], num_classes: int) -> keras
         conv_index += 1
         x = L.Conv2D(int(item), 3, padding="same", use_bias=False, kernel_initializer="he_normal",
                      name=f"conv{conv_index}")(x)
-        x = L.BatchNormalization(name=f"bn{conv_index}")(x)
+        x = bn.layer(f"bn{conv_index}")(x)
         x = L.ReLU(name=f"relu{conv_index}")(x)
     x = L.GlobalAveragePooling2D(name="gap")(x)
     x = L.Dense(512, name="fc1")(x)
-    x = L.BatchNormalization(name="fc1_bn")(x)
+    x = bn.layer("fc1_bn")(x)
     x = L.ReLU(name="fc1_relu")(x)
     outputs = L.Dense(num_classes, name="fc")(x)
     return keras.Model(inputs, outputs, name=f"vgg{depth}")
 
 
 for _depth in CONFIGS:
-    MODELS.register(f"vgg{_depth}")(lambda shape, n, d=_depth: vgg_cifar(d, shape, n))
+    MODELS.register(f"vgg{_depth}")(lambda shape, n, bn=PYTORCH_BN, d=_depth: vgg_cifar(d, shape, n, bn))
