@@ -201,6 +201,8 @@ def test_a_failed_cell_is_recorded_and_the_others_run(study, tmp_path, capsys):
     ("grid.methods=l1_filter:preset=resnet99-Z", "resnet99-Z"),
     ("grid.seeds=", "grid.seeds"),
     ("train.lr=-1", "train.lr"),
+    ("executor.cpus_per_cell=2", "only --executor ray"),   # a Ray setting with the local executor
+    ("executor.name=rai", "rai"),
 ])
 def test_bad_grids_fail_up_front_in_one_line(tmp_path, capsys, override, message):
     out = tmp_path / "never"

@@ -195,6 +195,11 @@ def export_command(source, fmt, quantize, sparse, out, dataset, data_dir, xnnpac
                    "--set grid.methods=global_magnitude:0.9,random:0.9 (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Validate the config and list the cells, train nothing.")
 @click.option("--verbose", is_flag=True, help="Keras per-epoch lines for every run (default: quiet, a bar over cells).")
+@config_option("--executor", "executor.name", "executor", root=CompareConfig, choice=True)
+@config_option("--address", "executor.address", root=CompareConfig)
+@config_option("--cpus-per-cell", "executor.cpus_per_cell", root=CompareConfig)
+@config_option("--gpus-per-cell", "executor.gpus_per_cell", root=CompareConfig)
+@config_option("--max-parallel", "executor.max_parallel", root=CompareConfig)
 def compare_command(config_path, sets, dry_run, verbose, **flags) -> None:
     """One original training, then methods × schedules × budgets × seeds, one run directory per cell;
     finished cells are skipped on a re-run. Writes results.csv, results.md and PNG plots into --out."""
