@@ -7,6 +7,7 @@ Layout of ``OUT``::
     OUT/original_run/             the dense run, trained once and shared by every cell
     OUT/cells/<cell>/             one run directory per cell (train.pretrained = OUT/original_run)
     OUT/cells/<cell>/cell.json    wall time of a finished cell; error.json if the cell failed
+    OUT/claims/<cell>/            who runs the cell now (see compare_claims)
     OUT/results.csv, results.md, accuracy_vs_budget.png, schedules_b<E>.png   (see compare_report)
 
 Why one shared original: the paper's question is how to *retrain* a pruned network, so every cell
@@ -15,6 +16,10 @@ retraining randomise (random masks/filters, data order, augmentation). Seed vari
 training is therefore *not* in the reported std — it is cheaper, and isolates the retraining effect.
 A cell is finished when its last stage's ``metrics.json`` exists: a re-run skips it, so an
 interrupted sweep resumes; a failing cell is recorded (``error.json``) and the others still run.
+Where the cells run is ``--executor``: ``local`` one after the other in this process, ``ray`` as Ray
+tasks (:mod:`tfrewind.compare_ray`). Either way each cell is claimed first, so compare processes
+sharing ``OUT`` never run one cell twice, and one waits while another trains the shared original
+(:mod:`tfrewind.compare_sweep`, :mod:`tfrewind.compare_claims`).
 The study's config (grid) is :mod:`tfrewind.compare_config`, its checks
 :mod:`tfrewind.compare_validate`; the cell files and when a cell is finished,
 :mod:`tfrewind.compare_cells`; the tables and plots, :mod:`tfrewind.compare_report`.
@@ -201,7 +206,8 @@ class Progress:
     def begin(self, name: str) -> None:
         self.began[name] = time.perf_counter()
         if self.bar is not None:
-            self.bar.set_description_str(" ".join(f"{n} …" for n in self.began))
+            more = f" (+{len(self.began) - 1} running)" if len(self.began) > 1 else ""
+            self.bar.set_description_str(f"{name} …{more}")
 
     def end(self, name: str, status: str, error: str = "") -> None:
         self.ran += 1

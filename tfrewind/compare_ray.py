@@ -50,7 +50,7 @@ def run_ray(sweep: Sweep) -> None:
     """Run the sweep's cells as Ray tasks; return when none is pending or running."""
     ray = _import_ray()
     executor = sweep.config.executor
-    started = _connect(ray, executor.address)
+    started = _connect(ray, executor.address, sweep.verbose > 0)
     probe = _write_probe(sweep.config.out_dir)
     try:
         check_nodes_see_study(ray, probe)
@@ -148,12 +148,13 @@ def _import_ray() -> Any:
     return ray
 
 
-def _connect(ray: Any, address: str | None) -> bool:
-    """Join ``address`` or start Ray here; True if this call started the connection (and ends it)."""
+def _connect(ray: Any, address: str | None, worker_output: bool) -> bool:
+    """Join ``address`` or start Ray here; True if this call started the connection (and ends it).
+    Workers' output (Keras' epoch lines) reaches this terminal only with ``--verbose``."""
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=worker_output)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         where = f"cannot join the Ray cluster at {address!r}" if address else "cannot start Ray on this machine"
