@@ -298,13 +298,14 @@ def p6_ray_vs_local() -> dict:
 
 
 def render(results: dict, command: str) -> str:
-    lines = ["# Benchmarks", "", f"Command: `{command}`  ", f"Machine: {machine()}  ",
+    lines = ["# Benchmarks", "", f"Command: `{command}`  ", f"Rendered on: {machine()} (each benchmark's machine is listed below)  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}", "",
              "Every comparison runs its variants interleaved in one process (A, B, A, B, …, "
              f"{ROUNDS} rounds) and reports the ratio of medians; the first epoch of each fit (tracing) "
              "is dropped.", ""]
     for name in sorted(results):
-        lines.append(f"- {name} measured {results[name].get('measured', '?')}")
+        on = f" on {results[name]['machine']}" if "machine" in results[name] else ""
+        lines.append(f"- {name} measured {results[name].get('measured', '?')}{on}")
     lines.append("")
     if "P1" in results:
         r = results["P1"]
@@ -351,7 +352,8 @@ def render(results: dict, command: str) -> str:
         r = results["P6"]
         lines += ["## P6 — `tfrewind compare --executor ray --cpus-per-cell 1` vs `local` (digits)", "",
                   f"{r['cells']} cells of `configs/compare/digits.yaml` (`{' '.join(P6_GRID)}`, 8 retraining epochs "
-                  "each) from one dense run trained beforehand; each command in a fresh process.", "",
+                  "each) from one dense run trained beforehand; each command once, in a fresh process, local "
+                  "first (not interleaved: each takes minutes). Rerun: `python scripts/bench.py --only P6`.", "",
                   "| executor | wall s | mean s per cell (cell.json) |", "|---|---|---|",
                   f"| local (one cell at a time, TensorFlow on all cores) | {r['local_s']:.1f} | "
                   f"{r['local_cell_mean_s']:.1f} |",
@@ -400,7 +402,7 @@ def main() -> None:
     for name in chosen:
         print(f"running {name} …", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        results[name] = {**BENCHMARKS[name](), "measured": time.strftime("%Y-%m-%d %H:%M %Z")}
+        results[name] = {**BENCHMARKS[name](), "measured": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine()}
         print(f"  {name} done in {time.perf_counter() - started:.0f} s: {results[name]}", file=sys.stderr, flush=True)
         write_json_atomic(store, results)
         write_text_atomic(args.out, render(results, "python scripts/bench.py [--only P1,…]") + _kept_notes(args.out))
