@@ -1,9 +1,10 @@
 """`tfrewind compare --executor ray` on a local Ray with 2 CPUs: the same cells and files as the local
-runner, the same deterministic results, a worker SIGKILLed mid-cell resumed by Ray's retry, and a node
-that cannot see the study refused at start.
+runner, the same deterministic results, a worker SIGKILLed mid-cell resumed by Ray's retry, a node
+that cannot see the study refused at start — and two local compare processes on one study, which
+run every cell once and are the Ray run's reference.
 
-Ray starts once for the module (a few seconds); the cells are 1-2 epochs of small_cnn on digits and
-start from one dense run trained once, so the module stays within about a minute on 2 cores.
+Ray starts once for the module; the study is a 2-epoch original and 2 cells of 2 epochs of small_cnn
+on digits, run twice (locally, then on Ray).
 """
 
 from __future__ import annotations
@@ -66,15 +67,21 @@ def local_pair(tmp_path_factory):
     return {"config": config, "out": out, "stderr": errs}
 
 
-def outcome(cell: Path) -> dict:
+def outcome(run: Path, stages: tuple[str, ...] = ("prune", "retrain")) -> dict:
     from tfrewind.models import load_model_file
 
     metrics = {}
-    for stage in ("prune", "retrain"):
-        data = json.loads((cell / stage / "metrics.json").read_text())
+    for stage in stages:
+        data = json.loads((run / stage / "metrics.json").read_text())
         data.pop("seconds", None)
         metrics[stage] = data
-    return {"metrics": metrics, "weights": load_model_file(cell / "retrain" / "model.keras").get_weights()}
+    return {"metrics": metrics, "weights": load_model_file(run / stages[-1] / "model.keras").get_weights()}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a["metrics"] == b["metrics"]
+    for x, y in zip(a["weights"], b["weights"], strict=True):
+        np.testing.assert_array_equal(x, y)
 
 
 def epochs_per_event_file(log_dir: Path) -> list[list[int]]:
@@ -103,8 +110,7 @@ def test_ray_gives_the_local_runners_files_and_results_and_resumes_a_killed_work
     out.mkdir()
     (out / "kill-once").write_text(f"{KILLED} retrain 1")  # SIGKILL after the first epoch's backup
     err = io.StringIO()
-    config = load_compare_config(local_pair["config"], {"out": str(out), "executor.name": "ray",
-                                                        "train.pretrained": str(local / "original_run")})
+    config = load_compare_config(local_pair["config"], {"out": str(out), "executor.name": "ray"})
     result = run_compare(config, stream=err)
 
     # the worker running the cell was killed, mid-cell, and was the cell's named task
@@ -113,15 +119,13 @@ def test_ray_gives_the_local_runners_files_and_results_and_resumes_a_killed_work
     assert result.statuses == {KILLED: "ran", "global_magnitude-s0.7-one_cycle-b2-seed0": "ran"}
     # Ray's retry resumed it from its backup: epoch 0 logged by the killed attempt, epoch 1 by the retry
     assert epochs_per_event_file(out / "cells" / KILLED / "tensorboard" / "retrain" / "train") == [[0], [1]]
-    # same cells, same files, same deterministic results as the local runner
+    # the original trained as a Ray task, then the same cells, files and deterministic results as locally
+    assert_same(outcome(local / "original_run", ("original",)), outcome(out / "original_run", ("original",)))
     cells = sorted(p.name for p in (local / "cells").iterdir())
     assert sorted(p.name for p in (out / "cells").iterdir()) == cells
     for name in cells:
         assert files(out / "cells" / name) == files(local / "cells" / name)
-        a, b = outcome(local / "cells" / name), outcome(out / "cells" / name)
-        assert a["metrics"] == b["metrics"]
-        for x, y in zip(a["weights"], b["weights"], strict=True):
-            np.testing.assert_array_equal(x, y)
+        assert_same(outcome(local / "cells" / name), outcome(out / "cells" / name))
     assert (out / "results.md").exists() and (out / "results.csv").read_text().count(",ok,") == 2
     # the progress bar over Ray: every cell named with its time, the count and an ETA
     text = err.getvalue()

@@ -43,6 +43,7 @@ from .compare_config import CELLS_DIR, ORIGINAL_DIR, Cell, CompareConfig, GridCo
 from .compare_report import write_results
 from .compare_sweep import RunCell, Sweep, run_cell_here
 from .compare_validate import load_compare_config, validate_compare
+from .config import RunConfig
 from .errors import ConfigError
 from .io import write_text_atomic
 from .pipeline import train
@@ -94,9 +95,10 @@ def run_compare(config: CompareConfig, verbose: int = 0, progress: bool = True, 
     claims = Claims(out)
     sweep = Sweep(config, cells, claims, bar, verbose, run_cell or train)
     try:
-        train_original(config, claims, bar, verbose)
-        bar.start(sum(not cell_done(c) for c in cells))
-        EXECUTORS.get(config.executor.name)(sweep)
+        with EXECUTORS.get(config.executor.name)(config, verbose) as executor:  # a bad cluster fails here, first
+            train_original(config, claims, bar, executor.train, verbose)
+            bar.start(sum(not cell_done(c) for c in cells))
+            executor.run(sweep)
     except KeyboardInterrupt:
         bar.close()
         bar.note("interrupted: writing results of the finished cells; re-run the same command to resume")
@@ -114,8 +116,8 @@ def run_compare(config: CompareConfig, verbose: int = 0, progress: bool = True, 
     return CompareResult(out, sweep.statuses, rows, files)
 
 
-def train_original(config: CompareConfig, claims: Claims, bar: "Progress", verbose: int) -> None:
-    """Train the shared dense run unless it is finished — or wait while another process trains it."""
+def train_original(config: CompareConfig, claims: Claims, bar: "Progress", run: RunCell, verbose: int) -> None:
+    """Train the shared dense run with ``run`` unless it is finished — or wait while another process trains it."""
     done = config.original_dir / ORIGINAL / "metrics.json"
     waiting = False
     while config.trains_original and not done.exists():
@@ -124,7 +126,7 @@ def train_original(config: CompareConfig, claims: Claims, bar: "Progress", verbo
                 if not done.exists():
                     bar.note(f"original training ({config.base.train.epochs} epochs) → {config.original_dir}")
                     started = time.perf_counter()
-                    train(config.original_config(), verbose=verbose)
+                    run(config.original_config(), verbose)
                     bar.note(f"original training done in {tqdm.format_interval(time.perf_counter() - started)}")
             finally:
                 claims.release(ORIGINAL_DIR)
@@ -135,20 +137,38 @@ def train_original(config: CompareConfig, claims: Claims, bar: "Progress", verbo
         time.sleep(WAIT_SECONDS)
 
 
-@EXECUTORS.register("local")
-def run_local(sweep: Sweep) -> None:
-    """Today's runner: the cells one after the other, in this process."""
-    for cell in sweep.cells:
-        if sweep.take(cell):
-            status = run_cell_here(cell, sweep.run_cell or train, sweep.verbose)
-            sweep.finish(cell, status, cell_error(cell))
+class LocalExecutor:
+    """Today's runner: the original and then the cells one after the other, in this process."""
+
+    def __init__(self, config: CompareConfig, verbose: int = 0):
+        self.config = config
+
+    def __enter__(self) -> "LocalExecutor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @staticmethod
+    def train(config: RunConfig, verbose: int) -> None:
+        train(config, verbose=verbose)
+
+    @staticmethod
+    def run(sweep: Sweep) -> None:
+        for cell in sweep.cells:
+            if sweep.take(cell):
+                status = run_cell_here(cell, sweep.run_cell or train, sweep.verbose)
+                sweep.finish(cell, status, cell_error(cell))
+
+
+EXECUTORS.register("local")(LocalExecutor)
 
 
 @EXECUTORS.register("ray")
-def _run_ray(sweep: Sweep) -> None:
-    from .compare_ray import run_ray
+def _ray_executor(config: CompareConfig, verbose: int = 0) -> Any:
+    from .compare_ray import RayExecutor  # Ray is an optional extra: imported only when asked for
 
-    run_ray(sweep)
+    return RayExecutor(config, verbose)
 
 
 def report(out: str | Path) -> tuple[list[dict[str, Any]], list[Path]]:

@@ -1,9 +1,10 @@
 """``tfrewind compare --executor ray``: each pending cell one Ray task, on this machine or a cluster.
 
-The driver (the compare process) does what the local runner does — trains the original once, claims
-each cell before it runs (:mod:`tfrewind.compare_claims`), writes the results — and hands each claimed
-cell to Ray as a task named after the cell (the dashboard lists one task per cell; the worker's process
-title is ``ray::<cell>``), with ``--cpus-per-cell``/``--gpus-per-cell`` as its resources and at most
+The driver (the compare process) connects to Ray and checks the study's storage first (a bad cluster
+fails in seconds, before any training), then does what the local runner does — the original once,
+each cell claimed before it runs (:mod:`tfrewind.compare_claims`), the results — except that the
+original training and each claimed cell run as Ray tasks named after them (the dashboard lists one
+task per cell; the worker's process title is ``ray::<cell>``), with ``--cpus-per-cell``/``--gpus-per-cell`` as its resources and at most
 ``--max-parallel`` cells at once (default: what the cluster's nodes fit when the sweep starts, so that
 cells are claimed when they start, not all up front). Without ``--address`` it starts Ray on this
 machine; ``--address auto`` or ``ray://HEAD:10001`` joins a running cluster.
@@ -38,55 +39,83 @@ from typing import Any
 
 from .compare_cells import cell_error
 from .compare_claims import CLAIMS_DIR
-from .compare_config import Cell, ExecutorConfig
+from .compare_config import ORIGINAL_DIR, Cell, CompareConfig, ExecutorConfig
 from .compare_sweep import Sweep, record_failure, run_cell_here
+from .config import RunConfig
 from .errors import ExecutorError
 
 TASK_RETRIES = 2
 """Ray re-runs a cell whose worker died this many times (each run resumes from the cell's backup)."""
 
 
-def run_ray(sweep: Sweep) -> None:
-    """Run the sweep's cells as Ray tasks; return when none is pending or running."""
-    ray = _import_ray()
-    executor = sweep.config.executor
-    started = _connect(ray, executor.address, sweep.verbose > 0)
-    probe = _write_probe(sweep.config.out_dir)
-    try:
-        check_nodes_see_study(ray, probe)
-        limit = executor.max_parallel or cluster_capacity(ray, executor)
-        _dispatch(ray, sweep, limit, probe)
-    finally:
-        probe.unlink(missing_ok=True)
-        if started:
-            ray.shutdown()
+class RayExecutor:
+    """The ``ray`` executor (see module doc): connected, and the study's storage checked, on entry."""
 
+    def __init__(self, config: CompareConfig, verbose: int = 0):
+        self.config, self.executor = config, config.executor
+        self.worker_output = verbose > 0  # Keras' epoch lines of the workers, shown with --verbose
+        self.ray = _import_ray()
+        self.started = False
+        self.limit = 0
+        self.probe = Path()
 
-def _dispatch(ray: Any, sweep: Sweep, limit: int, probe: Path) -> None:
-    """Keep up to ``limit`` claimed cells running; record each as it ends."""
-    executor = sweep.config.executor
-    threads = str(max(1, int(executor.cpus_per_cell)))
-    task = ray.remote(_cell_task)
-    queue = iter(sweep.cells)
-    running: dict[Any, tuple[Cell, float]] = {}
-    try:
-        while True:
-            while len(running) < limit and (cell := _next_to_run(sweep, queue)) is not None:
-                ref = task.options(
-                    name=cell.name, num_cpus=executor.cpus_per_cell, num_gpus=executor.gpus_per_cell,
-                    max_retries=TASK_RETRIES,
-                    runtime_env={"env_vars": {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}},
-                ).remote(cell, sweep.verbose, os.getcwd(), str(probe), probe.read_text())
-                running[ref] = (cell, time.perf_counter())
-            if not running:
-                return
-            ready, _ = ray.wait(list(running), num_returns=1)
-            for ref in ready:
-                cell, began = running.pop(ref)
-                sweep.finish(cell, _outcome(ray, ref, cell, began), cell_error(cell))
-    finally:
-        for ref in running:  # interrupted: stop the cells this driver started (their claims are released)
-            ray.cancel(ref, force=True)
+    def __enter__(self) -> "RayExecutor":
+        self.started = _connect(self.ray, self.executor.address, self.worker_output)
+        self.probe = _write_probe(self.config.out_dir)
+        try:
+            check_nodes_see_study(self.ray, self.probe)
+            self.limit = self.executor.max_parallel or cluster_capacity(self.ray, self.executor)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.probe.unlink(missing_ok=True)
+        if self.started:
+            self.ray.shutdown()
+
+    def train(self, config: RunConfig, verbose: int) -> None:
+        """The original training, as one task named after its directory (retried like a cell)."""
+        ref = self._task(_original_task, ORIGINAL_DIR).remote(config, verbose, *self._where())
+        try:
+            self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as exc:
+            raise (exc.cause if isinstance(exc.cause, Exception) else exc) from None
+        except self.ray.exceptions.RayError as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ExecutorError(f"the original training's Ray worker died on every attempt ({type(exc).__name__}: "
+                                f"{first}); re-run the command to resume it") from None
+
+    def run(self, sweep: Sweep) -> None:
+        """Keep up to ``limit`` claimed cells running; record each as it ends."""
+        running: dict[Any, tuple[Cell, float]] = {}
+        queue = iter(sweep.cells)
+        try:
+            while True:
+                while len(running) < self.limit and (cell := _next_to_run(sweep, queue)) is not None:
+                    ref = self._task(_cell_task, cell.name).remote(cell, sweep.verbose, *self._where())
+                    running[ref] = (cell, time.perf_counter())
+                if not running:
+                    return
+                ready, _ = self.ray.wait(list(running), num_returns=1)
+                for ref in ready:
+                    cell, began = running.pop(ref)
+                    sweep.finish(cell, _outcome(self.ray, ref, cell, began), cell_error(cell))
+        finally:
+            for ref in running:  # interrupted: stop the cells this driver started (their claims are released)
+                self.ray.cancel(ref, force=True)
+
+    def _task(self, function: Any, name: str) -> Any:
+        """``function`` as a Ray task named ``name``, with the cell's resources, retries and threads."""
+        threads = str(max(1, int(self.executor.cpus_per_cell)))
+        return self.ray.remote(function).options(
+            name=name, num_cpus=self.executor.cpus_per_cell, num_gpus=self.executor.gpus_per_cell,
+            max_retries=TASK_RETRIES,
+            runtime_env={"env_vars": {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}})
+
+    def _where(self) -> tuple[str, str, str]:
+        return os.getcwd(), str(self.probe), self.probe.read_text()
 
 
 def _next_to_run(sweep: Sweep, queue: Any) -> Cell | None:
@@ -108,6 +137,14 @@ def _outcome(ray: Any, ref: Any, cell: Cell, began: float) -> str:
 
 
 # ----------------------------------------------------------------------------- in the worker
+
+
+def _original_task(config: RunConfig, verbose: int, cwd: str, probe: str, token: str) -> None:
+    """A Ray task: the study's original training, in the driver's working directory."""
+    _enter_study(cwd, probe, token)
+    from .pipeline import train
+
+    train(config, verbose=verbose)
 
 
 def _cell_task(cell: Cell, verbose: int, cwd: str, probe: str, token: str) -> str:
@@ -149,8 +186,7 @@ def _import_ray() -> Any:
 
 
 def _connect(ray: Any, address: str | None, worker_output: bool) -> bool:
-    """Join ``address`` or start Ray here; True if this call started the connection (and ends it).
-    Workers' output (Keras' epoch lines) reaches this terminal only with ``--verbose``."""
+    """Join ``address`` or start Ray here; True if this call started the connection (and ends it)."""
     if ray.is_initialized():
         return False
     try:
@@ -209,4 +245,4 @@ def cluster_capacity(ray: Any, executor: ExecutorConfig) -> int:
     return total
 
 
-__all__ = ["TASK_RETRIES", "check_nodes_see_study", "cluster_capacity", "run_ray"]
+__all__ = ["TASK_RETRIES", "RayExecutor", "check_nodes_see_study", "cluster_capacity"]
