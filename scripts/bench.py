@@ -298,7 +298,8 @@ def p6_ray_vs_local() -> dict:
 
 
 def render(results: dict, command: str) -> str:
-    lines = ["# Benchmarks", "", f"Command: `{command}`  ", f"Rendered on: {machine()} (each benchmark's machine is listed below)  ",
+    lines = ["# Benchmarks", "", f"Command: `{command}`  ",
+             f"Rendered on: {machine()} (each benchmark's machine is listed below)  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}", "",
              "Every comparison runs its variants interleaved in one process (A, B, A, B, …, "
              f"{ROUNDS} rounds) and reports the ratio of medians; the first epoch of each fit (tracing) "
@@ -366,7 +367,8 @@ def render(results: dict, command: str) -> str:
                   "| machines | slots | projected wall s | speed-up vs 1 machine |", "|---|---|---|---|"]
         one = r["projection"][0]["seconds"]
         for row in r["projection"]:
-            lines.append(f"| {row['machines']} | {row['slots']} | {row['seconds']:.0f} | {one / row['seconds']:.2f}× |")
+            speedup = one / row["seconds"]
+            lines.append(f"| {row['machines']} | {row['slots']} | {row['seconds']:.0f} | {speedup:.2f}× |")
         lines.append("")
     return "\n".join(lines) + "\n"
 

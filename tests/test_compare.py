@@ -254,3 +254,11 @@ def test_paper_configs_follow_the_paper(name, model, tmp_path):
         epochs = sorted(c.budget_epochs for c in config.cells() if c.seed == grid.seeds[0]
                         and c.method == grid.methods[0] and c.schedule == "fine_tune")
         assert epochs[0] == 40 and epochs[-1] == 152 and len(grid.seeds) == 3
+
+
+def test_an_unreachable_ray_cluster_fails_in_one_line_before_any_training(tmp_path, capsys):
+    out = tmp_path / "study"
+    code, _, err = cli(["compare", "--config", str(ROOT / "configs/compare/digits.yaml"), "--out", str(out),
+                        "--executor", "ray", "--address", "127.0.0.1:1"], capsys)  # nothing listens on port 1
+    assert code == 2 and "no Ray cluster answers" in err and len(err.strip().splitlines()) == 1, err
+    assert not (out / "original_run").exists()

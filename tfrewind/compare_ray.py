@@ -4,9 +4,10 @@ The driver (the compare process) connects to Ray and checks the study's storage 
 fails in seconds, before any training), then does what the local runner does — the original once,
 each cell claimed before it runs (:mod:`tfrewind.compare_claims`), the results — except that the
 original training and each claimed cell run as Ray tasks named after them (the dashboard lists one
-task per cell; the worker's process title is ``ray::<cell>``), with ``--cpus-per-cell``/``--gpus-per-cell`` as its resources and at most
-``--max-parallel`` cells at once (default: what the cluster's nodes fit when the sweep starts, so that
-cells are claimed when they start, not all up front). Without ``--address`` it starts Ray on this
+task per cell; the worker's process title is ``ray::<cell>``), with ``--cpus-per-cell`` and
+``--gpus-per-cell`` as their resources and at most ``--max-parallel`` cells at once (default: what
+the cluster's nodes fit when the sweep starts, so that cells are claimed when they start, not all up
+front). Without ``--address`` it starts Ray on this
 machine; ``--address auto`` or ``ray://HEAD:10001`` joins a running cluster.
 
 **Same files, same results.** A task runs the local runner's own function
@@ -189,6 +190,8 @@ def _connect(ray: Any, address: str | None, worker_output: bool) -> bool:
     """Join ``address`` or start Ray here; True if this call started the connection (and ends it)."""
     if ray.is_initialized():
         return False
+    if address and address != "auto":
+        _check_reachable(address)
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=worker_output)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -196,6 +199,18 @@ def _connect(ray: Any, address: str | None, worker_output: bool) -> bool:
         where = f"cannot join the Ray cluster at {address!r}" if address else "cannot start Ray on this machine"
         raise ExecutorError(f"--executor ray: {where} ({reason})") from None
     return True
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Refuse an address nothing listens on: Ray itself retries such an address for many minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except ValueError:
+        raise ExecutorError(f"--address {address!r}: give HOST:PORT, ray://HOST:PORT or auto") from None
+    except OSError as exc:
+        raise ExecutorError(f"--address {address!r}: no Ray cluster answers there ({exc.strerror or exc}); "
+                            "start one with `ray start --head`, or check the host and port") from None
 
 
 def _write_probe(out: Path) -> Path:
