@@ -23,7 +23,8 @@ import yaml
 ray = pytest.importorskip("ray")
 
 from tfrewind.compare import load_compare_config, run_compare  # noqa: E402
-from tfrewind.compare_ray import check_nodes_see_study  # noqa: E402
+from tfrewind.compare_config import ExecutorConfig  # noqa: E402
+from tfrewind.compare_ray import check_nodes_see_study, cluster_capacity  # noqa: E402
 from tfrewind.errors import ExecutorError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,3 +147,10 @@ def test_a_node_that_cannot_see_the_study_is_refused_at_start(local_ray, tmp_pat
     probe.unlink()  # what a node without the shared mount sees
     with pytest.raises(ExecutorError, match=r"cannot see the study directory .*study.* every node mounts"):
         check_nodes_see_study(ray, probe)
+
+
+def test_cells_run_as_many_at_once_as_the_nodes_fit_and_one_no_node_fits_is_refused(local_ray):
+    assert cluster_capacity(ray, ExecutorConfig(name="ray", cpus_per_cell=1)) == 2
+    assert cluster_capacity(ray, ExecutorConfig(name="ray", cpus_per_cell=2)) == 1
+    with pytest.raises(ExecutorError, match=r"no Ray node can hold a cell of 1 CPU\(s\) and 1 GPU\(s\)"):
+        cluster_capacity(ray, ExecutorConfig(name="ray", gpus_per_cell=1))  # this Ray has no GPU
