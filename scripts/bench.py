@@ -1,8 +1,8 @@
-"""Benchmarks P1–P6 of tfrewind, measured side by side in one run, written to docs/benchmarks.md.
+"""Benchmarks P1–P8 of tfrewind, measured side by side in one run, written to docs/benchmarks.md.
 
 Usage (from the project root)::
 
-    python scripts/bench.py                     # all of P1–P6, writes docs/benchmarks.md
+    python scripts/bench.py                     # all of P1–P8, writes docs/benchmarks.md
     python scripts/bench.py --only P1,P3 --out /tmp/bench.md
 
 Why side by side: on a shared 2-core machine absolute times drift by tens of percent; the two
@@ -266,17 +266,76 @@ def p6_test_each_epoch(epochs: int = 3) -> dict:
     return {"without_s": without, "with_s": with_test, "ratio": with_test / without, "samples": len(times["with"])}
 
 
+# ----------------------------------------------------------------------------- P8
+
+P8_GRID = ["--seeds", "0", "--set", "grid.budgets=25%"]
+"""A slice of configs/compare/digits.yaml: 4 methods × 3 schedules × 1 budget (8 epochs) × 1 seed."""
+P8_MACHINES = (1, 2, 4, 8, 16)
+
+
+def _compare(out: Path, pretrained: Path, *extra: str) -> float:
+    """Wall time of one `tfrewind compare` of the P8 grid in a fresh process (TF import included)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "tfrewind.cli", "compare", "--config", "configs/compare/digits.yaml",
+                    *P8_GRID, "--set", f"train.pretrained={pretrained}", "--out", str(out), *extra],
+                   check=True, cwd=ROOT, capture_output=True)
+    return time.perf_counter() - start
+
+
+def _cell_seconds(out: Path) -> list[float]:
+    from tfrewind.io import read_json
+
+    return [read_json(p)["seconds"] for p in sorted((out / "cells").glob("*/cell.json"))]
+
+
+def makespan(seconds: list[float], slots: int, overhead: float) -> float:
+    """Wall time of cells on ``slots`` parallel slots, each cell to the first free slot in grid order
+    (what Ray's scheduler does with one task per free slot), plus a per-slot start-up cost."""
+    free = [overhead] * slots
+    for cell in seconds:
+        i = free.index(min(free))
+        free[i] += cell
+    return max(free)
+
+
+def p8_ray_vs_local() -> dict:
+    """The digits grid slice: `--executor ray --cpus-per-cell 1` vs `local`, and a cluster projection."""
+    from tfrewind.compare import load_compare_config
+    from tfrewind.config import dump_yaml
+
+    root = Path(tempfile.mkdtemp(prefix="bench-p8-"))
+    dense, dense_yaml = root / "dense", root / "dense.yaml"
+    dense_yaml.write_text(dump_yaml(load_compare_config(ROOT / "configs/compare/digits.yaml",
+                                                        {"out": str(root / "unused")}).original_config()))
+    subprocess.run([sys.executable, "-m", "tfrewind.cli", "train", "--config", str(dense_yaml), "--quiet",
+                    "--out", str(dense)], check=True, cwd=ROOT, capture_output=True)
+    local_s = _compare(root / "local", dense)
+    ray_s = _compare(root / "ray", dense, "--executor", "ray", "--cpus-per-cell", "1")
+    local_cells, ray_cells = _cell_seconds(root / "local"), _cell_seconds(root / "ray")
+    slots_here = os.cpu_count() or 1
+    # what the Ray run spent beyond its cells: Ray's start-up, TF import in the workers, the probe
+    overhead = max(0.0, ray_s - makespan(ray_cells, slots_here, 0.0))
+    projection = [{"machines": n, "slots": n * slots_here,
+                   "seconds": makespan(ray_cells, n * slots_here, overhead)} for n in P8_MACHINES]
+    return {"cells": len(local_cells), "local_s": local_s, "ray_s": ray_s, "ratio": ray_s / local_s,
+            "local_cell_mean_s": statistics.mean(local_cells), "ray_cell_mean_s": statistics.mean(ray_cells),
+            "ray_cell_sum_s": sum(ray_cells), "overhead_s": overhead, "slots_here": slots_here,
+            "projection": projection, "load_before": os.getloadavg()[0]}
+
+
 # ----------------------------------------------------------------------------- report
 
 
 def render(results: dict, command: str) -> str:
-    lines = ["# Benchmarks", "", f"Command: `{command}`  ", f"Machine: {machine()}  ",
+    lines = ["# Benchmarks", "", f"Command: `{command}`  ",
+             f"Rendered on: {machine()} (each benchmark's machine is listed below)  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}", "",
              "Every comparison runs its variants interleaved in one process (A, B, A, B, …, "
              f"{ROUNDS} rounds) and reports the ratio of medians; the first epoch of each fit (tracing) "
              "is dropped.", ""]
     for name in sorted(results):
-        lines.append(f"- {name} measured {results[name].get('measured', '?')}")
+        on = f" on {results[name]['machine']}" if "machine" in results[name] else ""
+        lines.append(f"- {name} measured {results[name].get('measured', '?')}{on}")
     lines.append("")
     if "P1" in results:
         r = results["P1"]
@@ -326,6 +385,27 @@ def render(results: dict, command: str) -> str:
                   f"| validation only | {r['without_s']:.3f} |",
                   f"| validation + test accuracy each epoch (for the best-epoch column) | {r['with_s']:.3f} |", "",
                   f"**Ratio {r['ratio']:.3f}×** ({r['samples']} epochs per variant).", ""]
+    if "P8" in results:
+        r = results["P8"]
+        lines += ["## P8 — `tfrewind compare --executor ray --cpus-per-cell 1` vs `local` (digits)", "",
+                  f"{r['cells']} cells of `configs/compare/digits.yaml` (`{' '.join(P8_GRID)}`, 8 retraining epochs "
+                  "each) from one dense run trained beforehand; each command once, in a fresh process, local "
+                  "first (not interleaved: each takes minutes). Rerun: `python scripts/bench.py --only P8`.", "",
+                  "| executor | wall s | mean s per cell (cell.json) |", "|---|---|---|",
+                  f"| local (one cell at a time, TensorFlow on all cores) | {r['local_s']:.1f} | "
+                  f"{r['local_cell_mean_s']:.1f} |",
+                  f"| ray, --cpus-per-cell 1 ({r['slots_here']} cells at once, 1 thread each) | {r['ray_s']:.1f} | "
+                  f"{r['ray_cell_mean_s']:.1f} |", "",
+                  f"**Ratio ray / local {r['ratio']:.3f}×** (1-minute load average before: {r['load_before']:.1f}).",
+                  "", "Projected wall time of the same cells on N such machines (2 cells at once each), from the "
+                  "measured Ray per-cell times: each cell to the first free slot in grid order, plus the "
+                  f"measured fixed Ray cost of {r['overhead_s']:.0f} s (start-up, worker TensorFlow imports):", "",
+                  "| machines | slots | projected wall s | speed-up vs 1 machine |", "|---|---|---|---|"]
+        one = r["projection"][0]["seconds"]
+        for row in r["projection"]:
+            speedup = one / row["seconds"]
+            lines.append(f"| {row['machines']} | {row['slots']} | {row['seconds']:.0f} | {speedup:.2f}× |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -342,12 +422,13 @@ def _kept_notes(path: str) -> str:
 
 
 BENCHMARKS = {"P1": p1_wrapper_overhead, "P2": p2_input_pipeline, "P3": p3_tflite_sizes,
-              "P4": p4_filter_latency, "P5": p5_default_train, "P6": p6_test_each_epoch}
+              "P4": p4_filter_latency, "P5": p5_default_train, "P6": p6_test_each_epoch,
+              "P8": p8_ray_vs_local}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of P1..P6")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of P1..P8")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -360,7 +441,7 @@ def main() -> None:
     for name in chosen:
         print(f"running {name} …", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        results[name] = {**BENCHMARKS[name](), "measured": time.strftime("%Y-%m-%d %H:%M %Z")}
+        results[name] = {**BENCHMARKS[name](), "measured": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine()}
         print(f"  {name} done in {time.perf_counter() - started:.0f} s: {results[name]}", file=sys.stderr, flush=True)
         write_json_atomic(store, results)
         write_text_atomic(args.out, render(results, "python scripts/bench.py [--only P1,…]") + _kept_notes(args.out))

@@ -93,7 +93,9 @@ def test_compare_help_shows_the_grid_defaults(capsys):
     entries = help_entries(out)
     assert [int(s) for s in shown_default(entries["--seeds"]).split(",")] == GridConfig().seeds
     assert shown_default(entries["--out"]) is None  # required: from the YAML or the flag
-    assert {o.opts[0] for o in generated_options("compare")} == {"--out", "--seeds"}
+    assert {o.opts[0] for o in generated_options("compare")} == {
+        "--out", "--seeds", "--executor", "--address", "--cpus-per-cell", "--gpus-per-cell", "--max-parallel"}
+    assert shown_default(entries["--executor"]) == "local" and shown_default(entries["--address"]) is None
 
 
 def test_every_run_flag_of_train_and_retrain_is_generated():

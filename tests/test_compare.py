@@ -216,6 +216,8 @@ def test_a_failed_cell_is_recorded_and_the_others_run(study, tmp_path, capsys):
     ("grid.methods=global_magnitude:macs=0.5", "does not use it"),
     ("grid.seeds=", "grid.seeds"),
     ("train.lr=-1", "train.lr"),
+    ("executor.cpus_per_cell=2", "only --executor ray"),   # a Ray setting with the local executor
+    ("executor.name=rai", "rai"),
 ])
 def test_bad_grids_fail_up_front_in_one_line(tmp_path, capsys, override, message):
     out = tmp_path / "never"
@@ -363,3 +365,11 @@ def test_tables_show_the_final_and_the_best_epochs_test_accuracy(tmp_path):
     assert row.endswith("| 75.00 ± 7.07 (–) | 80.00 ± 14.14 |")  # final (Δ: no unpruned run here), then best
     detail = next(line for line in md.splitlines() if line.startswith("| random-s0.5 | fine_tune |"))
     assert "| 75.00 ± 7.07 | 80.00 ± 14.14 |" in detail
+
+
+def test_an_unreachable_ray_cluster_fails_in_one_line_before_any_training(tmp_path, capsys):
+    out = tmp_path / "study"
+    code, _, err = cli(["compare", "--config", str(ROOT / "configs/compare/digits.yaml"), "--out", str(out),
+                        "--executor", "ray", "--address", "127.0.0.1:1"], capsys)  # nothing listens on port 1
+    assert code == 2 and "no Ray cluster answers" in err and len(err.strip().splitlines()) == 1, err
+    assert not (out / "original_run").exists()

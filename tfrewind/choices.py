@@ -49,3 +49,6 @@ EXPORT_FORMATS: Registry[Any] = Registry(
 
 QUANTIZE_MODES: Registry[Any] = Registry("quantization", ordered=True, declare=("none", "dynamic", "int8", "float16"))
 """TFLite quantizations: :mod:`tfrewind.export.convert`."""
+
+EXECUTORS: Registry[Any] = Registry("executor", ordered=True, declare=("local", "ray"))
+"""Where ``tfrewind compare`` runs its cells: :mod:`tfrewind.compare` (local) and :mod:`tfrewind.compare_ray`."""

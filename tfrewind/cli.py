@@ -18,7 +18,8 @@ from ._version import __version__
 from ._console import cli_console
 from .choices import ORIGINAL_SCHEDULES, RETRAIN_SCHEDULES
 from .cli_options import (DynamicHelpOption, RegistryChoice, build_config, config_flags, config_option, config_options,
-                          flag_names, overrides, prune_options, train_options)
+                          executor_options, flag_names, overrides, prune_options,
+                          train_options)
 from .compare_config import CompareConfig
 from .errors import TfrewindError
 
@@ -212,6 +213,7 @@ def export_command(source, fmt, quantize, sparse, out, dataset, data_dir, xnnpac
 @click.option("--measure-steps", type=click.IntRange(min=0), default=5, show_default=True,
               help="--dry-run: training steps timed for the estimate (0: no estimate).")
 @click.option("--verbose", is_flag=True, help="Keras per-epoch lines for every run (default: quiet, a bar over cells).")
+@executor_options
 def compare_command(config_path, sets, dry_run, measure_steps, verbose, **flags) -> None:
     """One original training, then methods × schedules × budgets × seeds, one run directory per cell;
     finished cells are skipped on a re-run. Writes results.csv, results.md and PNG plots into --out."""

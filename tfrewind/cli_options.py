@@ -184,6 +184,22 @@ def train_options(func):
     return func
 
 
+def executor_options(func):
+    """Where ``compare`` runs its cells: here in turn, or as Ray tasks (see ``ExecutorConfig``)."""
+    from .compare_config import CompareConfig
+
+    options = [
+        config_option("--executor", "executor.name", "executor", root=CompareConfig, choice=True),
+        config_option("--address", "executor.address", root=CompareConfig),
+        config_option("--cpus-per-cell", "executor.cpus_per_cell", root=CompareConfig),
+        config_option("--gpus-per-cell", "executor.gpus_per_cell", root=CompareConfig),
+        config_option("--max-parallel", "executor.max_parallel", root=CompareConfig),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def build_config(config_path: str | None, sets: tuple[str, ...]):
     """Defaults ← --config YAML ← the config flags the user gave ← --set pairs."""
     return load_config(config_path, overrides(config_flags(click.get_current_context()), sets))

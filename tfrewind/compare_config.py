@@ -12,10 +12,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .choices import EXECUTORS
 from .config import ExportConfig, PruneConfig, RetrainConfig, RunConfig, parse_budget, read_yaml, set_dotted
 from .config.parse import _build, _coerce
 from .errors import ConfigError
@@ -69,6 +71,38 @@ class GridConfig:
 
 
 @dataclass
+class ExecutorConfig:
+    """Where the cells run: one after the other in this process, or as Ray tasks (same files, same results)."""
+
+    name: str = field(default="local", metadata={"choices": EXECUTORS})
+    """local: the cells one after the other in this process; ray: each cell a Ray task (needs tfrewind[ray])."""
+    address: str | None = None
+    """Ray cluster to join (auto, ray://HEAD:10001); default: start a Ray on this machine. Every node must see --out."""
+    cpus_per_cell: float = 1.0
+    """CPUs a Ray task reserves; its TensorFlow uses that many threads, so results do not depend on the node."""
+    gpus_per_cell: float = 0.0
+    """GPUs a Ray task reserves (Ray sets CUDA_VISIBLE_DEVICES for it)."""
+    max_parallel: int | None = None
+    """Cells run at once on Ray; default: as many as the cluster's CPUs/GPUs fit when the sweep starts."""
+
+    def validate(self) -> None:
+        if self.name not in EXECUTORS:
+            raise ConfigError(f"executor.name: {self.name!r} is not allowed; choose one of: {', '.join(EXECUTORS)}")
+        if not self.cpus_per_cell > 0:
+            raise ConfigError(f"executor.cpus_per_cell: must be > 0, got {self.cpus_per_cell:g}")
+        if not self.gpus_per_cell >= 0:
+            raise ConfigError(f"executor.gpus_per_cell: must be ≥ 0, got {self.gpus_per_cell:g}")
+        if self.max_parallel is not None and self.max_parallel < 1:
+            raise ConfigError(f"executor.max_parallel: must be ≥ 1, got {self.max_parallel}")
+        defaults = ExecutorConfig()
+        ray_only = [f.name for f in dataclasses.fields(self)
+                    if f.name != "name" and getattr(self, f.name) != getattr(defaults, f.name)]
+        if self.name == "local" and ray_only:
+            raise ConfigError(f"executor.{ray_only[0]}: only --executor ray uses it (local runs one cell at a time "
+                              "in this process)")
+
+
+@dataclass
 class CompareConfig:
     """A study: base run config (all sections of ``RunConfig``), the grid, and the output directory."""
 
@@ -77,6 +111,8 @@ class CompareConfig:
     out: str
     """Output directory: one run directory per cell, results and plots. Re-running on it resumes the sweep."""
     description: str = ""
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    """Where the cells run (how, not what: a study may be resumed with another executor)."""
 
     @property
     def out_dir(self) -> Path:
@@ -139,7 +175,8 @@ class CompareConfig:
         base.pop("out", None)
         grid = dataclasses.asdict(self.grid)
         grid["methods"] = [{k: v for k, v in m.items() if v is not None} for m in grid["methods"]]
-        return {"description": self.description, **base, "grid": grid, "out": self.out}
+        return {"description": self.description, **base, "grid": grid, "out": self.out,
+                "executor": dataclasses.asdict(self.executor)}
 
 
 @dataclass
@@ -168,6 +205,7 @@ def parse_compare_config(path: str | Path | None, overrides: dict[str, Any] | No
     grid_raw = raw.pop("grid", None) or {}
     out = raw.pop("out", None)
     description = raw.pop("description", "") or ""
+    executor = _build(ExecutorConfig, raw.pop("executor", None) or {}, prefix="executor.")
     raw.setdefault("export", {})
     if isinstance(raw["export"], dict):
         raw["export"] = {"format": "none", **raw["export"]}  # cells export nothing unless asked
@@ -182,11 +220,14 @@ def parse_compare_config(path: str | Path | None, overrides: dict[str, Any] | No
             description = str(value)
         elif key.startswith("grid."):
             _set_grid(grid, key, value)
+        elif key.startswith("executor."):
+            _set_executor(executor, key, value)
         else:
             set_dotted(base, key, value)
     if not out:
         raise ConfigError("out: give the compare output directory (out: in the YAML, or --out DIR)")
-    return CompareConfig(base=base, grid=grid, out=str(out), description=str(description))
+    executor.validate()
+    return CompareConfig(base=base, grid=grid, out=str(out), description=str(description), executor=executor)
 
 
 def _build_grid(raw: Any) -> GridConfig:
@@ -238,8 +279,17 @@ def _set_grid(grid: GridConfig, key: str, value: Any) -> None:
         raise ConfigError(f"unknown config key {key!r}; allowed: grid.methods, grid.schedules, grid.budgets, grid.seeds")
 
 
+def _set_executor(executor: ExecutorConfig, key: str, value: Any) -> None:
+    names = [f.name for f in dataclasses.fields(ExecutorConfig)]
+    name = key[len("executor."):]
+    if name not in names:
+        raise ConfigError(f"unknown config key {key!r}; allowed: {', '.join(f'executor.{n}' for n in names)}")
+    setattr(executor, name, _coerce(value, typing.get_type_hints(ExecutorConfig)[name], key))
+
+
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text)
 
 
-__all__ = ["CELLS_DIR", "ORIGINAL_DIR", "Cell", "CompareConfig", "GridConfig", "MethodSpec", "parse_compare_config"]
+__all__ = ["CELLS_DIR", "ORIGINAL_DIR", "Cell", "CompareConfig", "ExecutorConfig", "GridConfig", "MethodSpec",
+           "parse_compare_config"]

@@ -29,3 +29,7 @@ class CheckpointError(TfrewindError):
 
 class TrainingDivergedError(TfrewindError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class ExecutorError(TfrewindError):
+    """Cells cannot run where asked: Ray missing, a cluster unreachable, or a node that cannot see the study."""
