@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_FLAGS = ("--dataset", "--data-dir", "--model", "--epochs", "--batch-size", "--lr", "--seed", "--deterministic",
              "--strategy", "--mixed-precision", "--jit-compile", "--out")
 """The flags of train/retrain that set run-config fields (issue 12: all of them generated from the fields)."""
-TRAIN_FLAGS = RUN_FLAGS + ("--prune", "--sparsity", "--ratios", "--ratios-from", "--prune-schedule", "--schedule",
+TRAIN_FLAGS = RUN_FLAGS + ("--prune", "--sparsity", "--ratios", "--ratios-from", "--preset", "--macs", "--allocation",
+                           "--round-to", "--ignored-layers", "--prune-schedule", "--schedule",
                            "--budget", "--pretrained", "--bn-momentum", "--bn-epsilon", "--recalibrate-bn", "--export")
 
 
