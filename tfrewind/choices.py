@@ -24,7 +24,8 @@ RETRAIN_SCHEDULES: Registry[Any] = Registry(
 
 PRUNE_METHODS: Registry[Any] = Registry(
     "pruning method", declare=("magnitude", "global_magnitude", "random", "m_by_n", "l1_filter", "l2_filter",
-                               "random_filter", "fpgm_filter", "bn_scale_filter"))
+                               "random_filter", "fpgm_filter", "bn_scale_filter", "taylor_filter",
+                               "hrank_filter"))
 """Pruning methods: :mod:`tfrewind.pruning.unstructured`, and one ``<criterion>_filter`` channel method per
 criterion of :mod:`tfrewind.pruning.criteria` (:mod:`tfrewind.pruning.structured`)."""
 

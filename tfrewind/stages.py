@@ -71,7 +71,8 @@ def prune_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, c
     stage_dir = run.stage_dir(stage)
     if run.is_done(stage):
         return _stage_model(run, stage)
-    options: dict[str, Any] = {"preset": prune_config.preset, "policy": prune_config.policy}
+    options: dict[str, Any] = {"preset": prune_config.preset, "policy": prune_config.policy,
+                               "batches": score_batches(data, prune_config.method)}
     if prune_config.schedule == "gradual":  # tfmot prunes during retraining: reach the target by 75 % of it
         budget_steps = config.retrain.budget_epochs(_original_epochs(run, config)) * data.steps_per_epoch
         options.update(gradual_steps(budget_steps, data.steps_per_epoch))
@@ -119,6 +120,13 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
     run.write_metrics(stage, metrics)
     finish_stage(stage_dir)
     return model
+
+
+def score_batches(data: DataBundle, method: str) -> list | None:
+    """A few training batches when ``method``'s criterion scores channels on data (taylor, hrank), else None."""
+    from .pruning import SCORE_BATCHES, needs_data
+
+    return data.first_batches(SCORE_BATCHES) if needs_data(method) else None
 
 
 def export_stage(run: RunDir, model: keras.Model, data: DataBundle, config: RunConfig) -> dict[str, Any]:

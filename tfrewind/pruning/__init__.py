@@ -28,7 +28,8 @@ from .presets import PRESETS
 from .registry import METHODS, Method, PruneRequest, PruneResult, check_request
 from .report import size_report, sparsity_report
 from .schedules import FixedMask, gradual_schedule, gradual_steps, iterative_plan, iterative_targets, round_fraction
-from .structured import prunable_convs
+from .data_criteria import SCORE_BATCHES
+from .structured import needs_data, prunable_convs
 from .wrappers import is_wrapped, masks, prunable_layers, pruning_callbacks, strip, wrap, wrappers
 
 
@@ -115,9 +116,9 @@ def _request(config: PruneConfig, seed: int, target_sparsity: float | None = Non
 
 
 __all__ = [
-    "METHODS", "PRESETS", "FixedMask", "Method", "PruneRequest", "PruneResult",
+    "METHODS", "PRESETS", "SCORE_BATCHES", "FixedMask", "Method", "PruneRequest", "PruneResult",
     "check", "compose_kept", "count_nonzero", "count_params", "gradual_schedule", "gradual_steps", "is_wrapped",
-    "iterative_plan", "iterative_targets", "kept_filters", "macs_per_layer", "make_request", "masks", "prunable_convs",
-    "prunable_layers", "prune", "pruning_callbacks", "rewind_structured", "round_fraction", "size_report",
-    "sparse_macs", "sparsity_report", "strip", "total_macs", "wrap", "wrappers",
+    "iterative_plan", "iterative_targets", "kept_filters", "macs_per_layer", "make_request", "masks", "needs_data",
+    "prunable_convs", "prunable_layers", "prune", "pruning_callbacks", "rewind_structured", "round_fraction",
+    "size_report", "sparse_macs", "sparsity_report", "strip", "total_macs", "wrap", "wrappers",
 ]
