@@ -37,7 +37,7 @@ STRATEGIES: Registry[Any] = Registry(
 """tf.distribute strategies: builders in :mod:`tfrewind.training`."""
 
 PRUNING_SCHEDULES: Registry[Any] = Registry(
-    "pruning schedule", ordered=True, declare=("one_shot", "gradual", "iterative"))
+    "pruning schedule", ordered=True, declare=("one_shot", "gradual", "iterative", "soft"))
 """When to prune: the pipeline's stages and :mod:`tfrewind.pruning.schedules` act on these names."""
 
 AUGMENTATIONS: Registry[Any] = Registry("augmentation", ordered=True, declare=("auto", "none", "cifar", "crop"))

@@ -39,6 +39,9 @@ def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None
     from .pruning import compose_kept, kept_filters, prune
 
     validate(config)
+    if config.prune.schedule == "soft":
+        raise ConfigError("prune.schedule soft: channels are zeroed while retraining and removed at its end, and "
+                          "`tfrewind prune` does not retrain; run `tfrewind train --prune-schedule soft`")
     model = load_model_file(model_path)
     batches = _score_data(model, model_path, config, dataset_given)
     result = prune(model, config.prune, seed=config.seed, preset=config.prune.preset, policy=config.prune.policy,
@@ -97,6 +100,9 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     checkpoints to its smaller shapes.
     """
     validate(config)
+    if config.prune.schedule == "soft":
+        raise ConfigError("prune.schedule soft: needs the plan of its own prune stage; run `tfrewind train "
+                          "--prune-schedule soft` (with --pretrained to reuse a trained model)")
     kept = file_kept_filters(model_path)
     set_seed(config.seed, config.deterministic)
     set_precision(config.mixed_precision)

@@ -94,7 +94,7 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
 
     ``kept_filters``: a filter-pruned model's kept filters when the run has no prune stage of its own.
     """
-    from .pruning import is_wrapped, pruning_callbacks, sparsity_report, strip
+    from .pruning import is_wrapped, pruning_callbacks, remove_zeroed, sparsity_report, strip
 
     stage_dir = run.stage_dir(stage)
     if run.is_done(stage):
@@ -108,11 +108,18 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
     if is_wrapped(model):
         callbacks.append(SparsityMonitor(run.log_dir(stage) / "sparsity",
                                          fixed_masks=config.prune.schedule != "gradual"))
+    prune_name = prune_stage_of(config, stage)
+    soft = _soft_pruning(run, prune_name, stage_dir, data, config)
+    callbacks += [soft] if soft is not None else []
     metrics = fit_stage(model, data, schedule, stage=stage, stage_dir=stage_dir, log_dir=run.log_dir(stage),
                         callbacks=callbacks, verbose=verbose)
+    if soft is not None:  # SFP ends here: the zeroed channels go, the smaller model is the result
+        model, removal = remove_zeroed(model, soft.kept_filters())
+        compile_model(model, schedule, config.train.weight_decay, config.jit_compile)
+        metrics["soft_pruning"] = {**removal, "full_test_accuracy": metrics["test_accuracy"]}
+        metrics.update(evaluate(model, data))
     metrics.update({"schedule": config.retrain.schedule, "budget_epochs": budget,
                     "schedule_details": schedule.description, "sparsity": sparsity_report(model)})
-    prune_name = prune_stage_of(config, stage)
     if is_wrapped(model) and prune_name is not None:
         check_retrained_sparsity(model, pruned_layer_targets(run, config, prune_name), stage)
     save_model_atomic(model, stage_dir / "model.keras")
@@ -127,6 +134,17 @@ def score_batches(data: DataBundle, method: str) -> list | None:
     from .pruning import SCORE_BATCHES, needs_data
 
     return data.first_batches(SCORE_BATCHES) if needs_data(method) else None
+
+
+def _soft_pruning(run: RunDir, prune_name: str | None, stage_dir: Path, data: DataBundle, config: RunConfig):
+    """The SFP callback when the run prunes with the ``soft`` schedule (from its prune stage's plan), else None."""
+    from .pruning import SOFT_STATE_FILE, SoftFilterPruning, kept_filters
+
+    if prune_name is None or config.prune.schedule != "soft" or not run.is_done(prune_name):
+        return None
+    report = run.metrics(prune_name)["report"]
+    return SoftFilterPruning(report["criterion"], kept_filters(report), config.seed,
+                             score_batches(data, config.prune.method), stage_dir / SOFT_STATE_FILE)
 
 
 def export_stage(run: RunDir, model: keras.Model, data: DataBundle, config: RunConfig) -> dict[str, Any]:

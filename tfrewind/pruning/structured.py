@@ -21,7 +21,7 @@ import numpy as np
 
 from .._keras import keras
 from ..errors import ConfigError
-from . import allocation, data_criteria, surgery  # noqa: F401  (data_criteria registers taylor, hrank)
+from . import allocation, data_criteria, soft, surgery  # noqa: F401  (data_criteria registers taylor, hrank)
 from . import graph as G
 from . import wrappers as W
 from .channels import ChannelGraph, Group, analyse
@@ -177,6 +177,10 @@ def prune_channels(model: keras.Model, request: PruneRequest, criterion: str) ->
     rows = _rows(plan, kept, smaller)
     report = _report(model, smaller, request, criterion, rows, plan)
     report["rebuild_max_abs_diff"] = surgery.rebuild_error(plan.cg, removed, smaller) if removed else 0.0
+    if request.schedule == "soft":  # full shape while retraining: the removed channels only zeroed
+        full = W.copy_model(plan.plain)
+        soft.zero_channels(analyse(full), kept)
+        return PruneResult(model=full, structured=True, report={**report, "soft": True})
     return PruneResult(model=smaller, structured=True, report=report)
 
 
