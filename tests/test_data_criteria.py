@@ -147,3 +147,16 @@ def test_prune_command_reads_the_dataset_for_data_criteria(tmp_path, capsys):
     report = json.loads((tmp_path / "cnn_pruned.json").read_text())["report"]
     assert report["criterion"] == "taylor" and report["rebuild_max_abs_diff"] <= 1e-5
     assert USELESS not in next(r for r in report["layers"] if r["layer"] == "conv2")["kept_filters"]
+
+
+def test_the_pipeline_reads_the_same_few_batches_and_only_for_data_criteria(digits_bundle):
+    """The prune stage and every SFP epoch score on the same training batches: repeatable choices."""
+    from tfrewind.pruning import SCORE_BATCHES
+    from tfrewind.stages import score_batches
+
+    first, again = score_batches(digits_bundle, "hrank_filter"), score_batches(digits_bundle, "taylor_filter")
+    assert len(first) == SCORE_BATCHES and all(len(x) == digits_bundle.batch_size for x, _ in first)
+    for (x1, y1), (x2, y2) in zip(first, again):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    assert score_batches(digits_bundle, "l1_filter") is None and score_batches(digits_bundle, "magnitude") is None
