@@ -101,7 +101,7 @@ def test_hrank_reads_feature_maps_inside_nested_models_and_restores_every_layer(
     single = scores(model, "hrank", [(batches[0][0][:1], batches[0][1][:1])], "inner_conv")
     np.testing.assert_array_equal(single, first_image)
     assert all("call" not in layer.__dict__ for layer in all_layers(model))
-    with pytest.raises(Exception):  # a batch the model cannot take: the layers are restored all the same
+    with pytest.raises(ValueError):  # a batch the model cannot take: the layers are restored all the same
         scores(model, "hrank", [(np.zeros((2, 5, 5, 1), np.float32), np.zeros(2, np.int64))], "inner_conv")
     assert all("call" not in layer.__dict__ for layer in all_layers(model))
     np.testing.assert_array_equal(model(batches[0][0], training=False).numpy(), expected)

@@ -93,6 +93,7 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
     """Retrain the pruned model with the configured schedule and budget; masks stay fixed.
 
     ``kept_filters``: a filter-pruned model's kept filters when the run has no prune stage of its own.
+    The ``soft`` schedule (SFP) zeroes filters at every epoch end and returns the physically smaller model.
     """
     from .pruning import is_wrapped, pruning_callbacks, remove_zeroed, sparsity_report, strip
 
@@ -116,7 +117,7 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
     if soft is not None:  # SFP ends here: the zeroed channels go, the smaller model is the result
         model, removal = remove_zeroed(model, soft.kept_filters())
         compile_model(model, schedule, config.train.weight_decay, config.jit_compile)
-        metrics["soft_pruning"] = {**removal, "full_test_accuracy": metrics["test_accuracy"]}
+        metrics["soft_pruning"] = {**removal, "test_accuracy_before_removal": metrics["test_accuracy"]}
         metrics.update(evaluate(model, data))
     metrics.update({"schedule": config.retrain.schedule, "budget_epochs": budget,
                     "schedule_details": schedule.description, "sparsity": sparsity_report(model)})

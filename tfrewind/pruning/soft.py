@@ -4,24 +4,23 @@ The ``soft`` pruning schedule keeps the network at its full shape while it retra
 stage zeroes the filters its plan removes and records, per group, how many channels it keeps;
 :class:`SoftFilterPruning` then scores every group again with the same criterion at the end of
 every retraining epoch and zeroes that epoch's weakest filters, so a filter zeroed before may
-have grown back during the epoch and stay. When retraining ends, :func:`remove_zeroed` makes the
-last epoch's zeroed channels exactly zero and removes them physically (:mod:`.surgery`); the
-smaller model is the one evaluated and exported.
+have grown back during the epoch and stay. The last epoch fine-tunes without the last selection,
+held exactly zero (as the fine-tuning phase of SFP's code keeps its mask); when retraining ends,
+:func:`remove_zeroed` removes those channels physically (:mod:`.surgery`), and the smaller model
+is the one evaluated and exported.
 
-Two levels of zeroing (:func:`zero_channels`), and why. *While retraining*, only the filters go
-to zero — each source's output slice of kernel and bias — as in SFP's code. A channel can only
-recover if gradients reach its filter, and they do through the batch norm after it (training mode
-normalises a zero channel to its β, and ∂out/∂in = γ/σ ≠ 0) and through the activation while
-relu(β) > 0. Making the channel exactly zero already then (β and the moving mean too) would cut
-that path for good: ReLU's gradient at 0 is 0 (and with γ zeroed as well, ∂out/∂in = 0) — checked
-on small_cnn: zeroed that way, filters stayed exactly zero through an epoch of training, so "soft"
-would be hard pruning. *At the end*,
-:func:`remove_zeroed` also zeroes the depthwise convs' biases and the batch norms' β and moving
-mean over those channels (``exact=True``): in both BN modes a zero input then gives exactly 0
-downstream, as long as the activations between producer and consumer keep 0 at 0 (ReLU, swish; a
-sigmoid or a ``Rescaling`` offset does not). The surgery is exact against that model
-(``rebuild_max_abs_diff``); the constant β-channels that the last epoch still fed forward are what
-the removal changes (``outputs_changed_by_removal``).
+Two levels of zeroing (:func:`zero_masks`), and why. *To let channels recover*, only the filters
+go to zero — each source's output slice of kernel and bias — as in SFP's code. Gradients reach a
+zeroed filter through the batch norm after it (training mode normalises a zero channel to its β,
+and ∂out/∂in = γ/σ ≠ 0) and through the activation while relu(β) > 0. Making the channel exactly
+zero (β and the moving mean too) cuts that path for good: ReLU's gradient at 0 is 0 (and with γ
+zeroed as well, ∂out/∂in = 0) — checked on small_cnn: zeroed that way, filters stayed exactly zero
+through an epoch of training. But a channel zeroed only softly still feeds its constant relu(β)
+forward, and removing it then changes the outputs (on digits, test accuracy fell from 0.30 to 0.16
+in one run): hence the *exact* level for the last epoch and the removal — also the depthwise biases
+and the batch norms' β and moving mean over those channels — which gives exactly 0 downstream in
+both BN modes, as long as the activations between producer and consumer keep 0 at 0 (ReLU,
+swish; a sigmoid or a ``Rescaling`` offset does not: ``outputs_changed_by_removal`` says so).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .._keras import keras
+from .._keras import keras, tf
 from ..io import read_json, write_json_atomic
 from . import surgery
 from . import wrappers as W
@@ -42,14 +41,19 @@ from .criteria import CRITERIA, ScoreInput
 SOFT_STATE_FILE = "soft_pruning.json"
 
 
-def zero_channels(cg: ChannelGraph, kept: dict[str, Any], exact: bool = False) -> None:
-    """Zero, in ``cg.model``'s own variables, the filters of the channels ``kept`` leaves out.
+Mask = tuple[Any, np.ndarray]
+"""A variable and the boolean array of its elements that stay (False: set to zero)."""
+
+
+def zero_masks(cg: ChannelGraph, kept: dict[str, Any], exact: bool = False) -> list[Mask]:
+    """The variables of ``cg.model`` holding the filters of the channels ``kept`` leaves out, with masks.
 
     ``exact``: also the depthwise biases and the batch norms' β and moving mean over those channels,
     so that they are exactly zero downstream (see the module docstring for why not always).
     """
     removed = surgery.removed_units(cg, kept)
     gone = np.fromiter(removed, dtype=np.int64, count=len(removed))
+    masks: list[Mask] = []
     for name, out_map in cg.out_maps.items():
         positions = np.flatnonzero(np.isin(out_map, gone))
         rule = cg.rules.get(name)
@@ -57,17 +61,19 @@ def zero_channels(cg: ChannelGraph, kept: dict[str, Any], exact: bool = False) -
             continue
         layer = cg.layers[name]
         if rule.flow in ("source", "grouped") or (exact and rule.flow == "depthwise"):
-            layer.set_weights(_zero_outputs(cg, name, layer.get_weights(), positions))
+            masks += [(v, keep) for v, keep in zip(layer.weights, _output_masks(cg, name, layer.weights, positions))
+                      if keep is not None]
         elif exact and cg.graph.layers[name]["class_name"] == "BatchNormalization":
             for variable in (getattr(layer, "beta", None), layer.moving_mean):
                 if variable is not None:
-                    values = variable.numpy()
-                    values[positions] = 0.0
-                    variable.assign(values)
+                    keep = np.ones(variable.shape, dtype=bool)
+                    keep[positions] = False
+                    masks.append((variable, keep))
+    return masks
 
 
-def _zero_outputs(cg: ChannelGraph, name: str, weights: list[np.ndarray], positions: np.ndarray) -> list[np.ndarray]:
-    """Zero the output positions of every weight array the layer's rule cuts at its output.
+def _output_masks(cg: ChannelGraph, name: str, variables: list, positions: np.ndarray) -> list[np.ndarray | None]:
+    """For each weight of the layer, the mask that zeroes its output ``positions`` (None: no output axis).
 
     Why through the rule's own ``slice``: it already knows each layer kind's output axes (a
     transposed conv's kernel, a separable conv's pointwise half, a depthwise conv's bias only);
@@ -75,16 +81,29 @@ def _zero_outputs(cg: ChannelGraph, name: str, weights: list[np.ndarray], positi
     """
     rule, kind = cg.rules[name], cg.graph.layers[name]["class_name"]
     ins = [None] * max(1, len(cg.in_maps.get(name, [])))
-    indices = [np.arange(w.size).reshape(w.shape) for w in weights]
+    indices = [np.arange(int(np.prod(v.shape))).reshape(tuple(v.shape)) for v in variables]
     hit = rule.slice(kind, indices, ins, positions)
     none = rule.slice(kind, indices, ins, np.zeros(0, dtype=np.int64))
-    out = []
-    for weight, chosen, without in zip(weights, hit, none):
-        weight = weight.copy()
-        if without.size != weight.size:  # this array has an output axis
-            weight.flat[chosen.ravel()] = 0.0
-        out.append(weight)
-    return out
+    masks: list[np.ndarray | None] = []
+    for index, chosen, without in zip(indices, hit, none):
+        keep = None
+        if without.size != index.size:  # this array has an output axis
+            keep = np.ones(index.shape, dtype=bool)
+            keep.flat[chosen.ravel()] = False
+        masks.append(keep)
+    return masks
+
+
+def apply_masks(masks: list[Mask]) -> None:
+    for variable, keep in masks:
+        variable.assign(tf.where(keep, variable, tf.zeros_like(variable)))
+
+
+def zero_channels(cg: ChannelGraph, kept: dict[str, Any], exact: bool = False) -> list[Mask]:
+    """Zero, in ``cg.model``'s own variables, the filters of the channels ``kept`` leaves out (:func:`zero_masks`)."""
+    masks = zero_masks(cg, kept, exact)
+    apply_masks(masks)
+    return masks
 
 
 def select(cg: ChannelGraph, criterion: str, counts: dict[str, int], seed: int = 0,
@@ -99,13 +118,17 @@ def select(cg: ChannelGraph, criterion: str, counts: dict[str, int], seed: int =
 
 
 class SoftFilterPruning(keras.callbacks.Callback):
-    """At every epoch end, zero each planned group's weakest filters again (:func:`select`, :func:`zero_channels`).
+    """SFP while ``fit`` runs: re-select and zero the weakest filters at every epoch end but the last.
 
-    ``kept``: group leader → kept channel indices (the prune stage's selection; only their counts
-    and the first epoch's "recovered" count use them). ``state_path``: where the last selection is
-    written at every epoch end, before ``BackupAndRestore`` saves, so a resumed stage removes the
-    channels its restored weights have zeroed. The number of channels kept now that were zeroed
-    the epoch before goes into the epoch logs as ``soft_recovered`` (history, TensorBoard).
+    At the end of every epoch but the last, each planned group's channels are scored again
+    (:func:`select`) and the weakest ones' filters zeroed (:func:`zero_channels`). The last epoch
+    fine-tunes the network without the last selection: those channels are made exactly zero when it
+    begins and kept so after every batch, so the model it ends with is the one the surgery rebuilds
+    smaller (:func:`remove_zeroed` then changes nothing). ``kept``: group leader → kept channel
+    indices (the prune stage's selection, which sets the per-group counts). ``state_path``: where
+    the current selection is written at every epoch end, before ``BackupAndRestore`` saves, so a
+    resumed stage holds and removes the channels its restored weights have zeroed. The number of
+    channels kept that were zeroed the epoch before goes into the logs as ``soft_recovered``.
     """
 
     def __init__(self, criterion: str, kept: dict[str, Any], seed: int = 0, batches: Any = None,
@@ -116,17 +139,29 @@ class SoftFilterPruning(keras.callbacks.Callback):
         self.counts = {leader: len(idx) for leader, idx in self.kept.items()}
         self.state_path = Path(state_path) if state_path else None
         self.cg: ChannelGraph | None = None
+        self.hold: list[Mask] = []
         if self.state_path is not None and self.state_path.exists():
             self.kept = {k: np.asarray(v, dtype=np.int64) for k, v in read_json(self.state_path)["kept"].items()}
 
     def on_train_begin(self, logs=None):
         self.cg = analyse(self.model)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch + 1 >= int((self.params or {}).get("epochs") or 0):  # the last epoch
+            self.hold = [(v, tf.constant(keep)) for v, keep in zero_channels(self.cg, self.kept, exact=True)]
+
+    def on_train_batch_end(self, batch, logs=None):
+        apply_masks(self.hold)
+
     def on_epoch_end(self, epoch, logs=None):
-        kept = select(self.cg, self.criterion, self.counts, self.seed, self.batches)
-        recovered = sum(len(np.setdiff1d(idx, self.kept[leader])) for leader, idx in kept.items())
-        zero_channels(self.cg, kept)
-        self.kept = kept
+        recovered = 0
+        if self.hold:
+            apply_masks(self.hold)
+        else:
+            kept = select(self.cg, self.criterion, self.counts, self.seed, self.batches)
+            recovered = sum(len(np.setdiff1d(idx, self.kept[leader])) for leader, idx in kept.items())
+            zero_channels(self.cg, kept)
+            self.kept = kept
         if self.state_path is not None:
             write_json_atomic(self.state_path, {"epoch": epoch + 1, "kept": self.kept_filters()})
         if logs is not None:
