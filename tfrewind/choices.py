@@ -24,7 +24,8 @@ RETRAIN_SCHEDULES: Registry[Any] = Registry(
 
 PRUNE_METHODS: Registry[Any] = Registry(
     "pruning method", declare=("magnitude", "global_magnitude", "random", "m_by_n", "l1_filter", "l2_filter",
-                               "random_filter", "fpgm_filter", "bn_scale_filter"))
+                               "random_filter", "fpgm_filter", "bn_scale_filter", "taylor_filter",
+                               "hrank_filter"))
 """Pruning methods: :mod:`tfrewind.pruning.unstructured`, and one ``<criterion>_filter`` channel method per
 criterion of :mod:`tfrewind.pruning.criteria` (:mod:`tfrewind.pruning.structured`)."""
 
@@ -36,7 +37,7 @@ STRATEGIES: Registry[Any] = Registry(
 """tf.distribute strategies: builders in :mod:`tfrewind.training`."""
 
 PRUNING_SCHEDULES: Registry[Any] = Registry(
-    "pruning schedule", ordered=True, declare=("one_shot", "gradual", "iterative"))
+    "pruning schedule", ordered=True, declare=("one_shot", "gradual", "iterative", "soft"))
 """When to prune: the pipeline's stages and :mod:`tfrewind.pruning.schedules` act on these names."""
 
 AUGMENTATIONS: Registry[Any] = Registry("augmentation", ordered=True,

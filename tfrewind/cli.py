@@ -126,6 +126,10 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
 @click.argument("model_path", type=click.Path())
 @prune_options
 @config_option("--seed", "seed")
+@config_option("--dataset", "data.name", note="Read only by criteria that score channels on training batches "
+                                             "(taylor_filter, hrank_filter), which need it.")
+@config_option("--data-dir", "data.data_dir")
+@config_option("--image-size", "data.image_size")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--out", help="Pruned model path. Default: MODEL_pruned.keras beside MODEL.")
 def prune_command(model_path, config_path, out, **flags) -> None:
@@ -150,7 +154,8 @@ def prune_command(model_path, config_path, out, **flags) -> None:
     from .commands import prune_file
 
     config = build_config(config_path, ())
-    path, report = prune_file(model_path, config, out)
+    dataset_given = "data.name" in config_flags(click.get_current_context()) or config_path is not None
+    path, report = prune_file(model_path, config, out, dataset_given=dataset_given)
     click.echo(f"pruned model: {path}")
     for key in ("sparsity", "params_before", "params_after", "flops_before", "flops_after", "macs_ratio",
                 "rebuild_max_abs_diff"):

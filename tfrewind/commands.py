@@ -13,7 +13,7 @@ from typing import Any
 
 from .config import RunConfig
 from .data import load_data
-from .errors import ModelFileError
+from .errors import ConfigError, ModelFileError
 from .io import read_json, write_json_atomic
 from .models import load_model_file, save_model_atomic
 from .pipeline import RunResult
@@ -21,23 +21,31 @@ from .preflight import validate
 from .retraining import OriginalRecord
 from .rounds import prune_rounds
 from .rundir import EXPORT, RETRAIN, RunDir
-from .stages import original_record, retrain_stage
+from .stages import original_record, retrain_stage, score_batches
 from .targets import check_export_sparsity, pruned_layer_targets
 from .training import make_strategy, set_precision, set_seed
 
 
-def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None = None) -> tuple[Path, dict]:
+def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None = None,
+               dataset_given: bool = True) -> tuple[Path, dict]:
     """Prune a saved model once (``tfrewind prune``): writes the pruned model and its report beside it.
 
     Filter methods also record ``kept_filters``: conv → kept filter indices in the numbering of the
     dense model, composed with the record beside ``model_path`` when that file was itself pruned by
     ``tfrewind prune``; :func:`retrain_model` reads them to slice weight-rewinding checkpoints.
+    Criteria that score channels on data (taylor, hrank) read a few batches of ``config.data``;
+    ``dataset_given=False`` (the CLI got no ``--dataset``) refuses them rather than using the default.
     """
     from .pruning import compose_kept, kept_filters, prune
 
     validate(config)
+    if config.prune.schedule == "soft":
+        raise ConfigError("prune.schedule soft: channels are zeroed while retraining and removed at its end, and "
+                          "`tfrewind prune` does not retrain; run `tfrewind train --prune-schedule soft`")
     model = load_model_file(model_path)
-    result = prune(model, config.prune, seed=config.seed, preset=config.prune.preset, policy=config.prune.policy)
+    batches = _score_data(model, model_path, config, dataset_given)
+    result = prune(model, config.prune, seed=config.seed, preset=config.prune.preset, policy=config.prune.policy,
+                   batches=batches)
     path = Path(out) if out else Path(model_path).with_name(f"{Path(model_path).stem}_pruned.keras")
     record: dict[str, Any] = {"method": config.prune.method, "structured": result.structured, "report": result.report}
     if result.structured:
@@ -47,6 +55,22 @@ def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None
     save_model_atomic(result.model, path)
     write_json_atomic(path.with_suffix(".json"), record)
     return path, result.report
+
+
+def _score_data(model, model_path: str | Path, config: RunConfig, dataset_given: bool) -> list | None:
+    """Training batches for a criterion that scores channels on data; None for the others."""
+    from .models import check_model_fits
+    from .pruning import needs_data
+
+    if not needs_data(config.prune.method):
+        return None
+    if not dataset_given:
+        raise ConfigError(f"prune.method {config.prune.method}: its criterion scores channels on a few training "
+                          f"batches; give --dataset NAME whose images fit the model's input "
+                          f"{tuple(model.input_shape[1:])} (and --data-dir, --image-size if needed)")
+    data = load_data(config.data, seed=config.seed)
+    check_model_fits(model, data.input_shape, data.num_classes, source=str(model_path))
+    return score_batches(data, config.prune.method)
 
 
 def file_kept_filters(model_path: str | Path) -> dict[str, list[int]] | None:
@@ -76,6 +100,9 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     checkpoints to its smaller shapes.
     """
     validate(config)
+    if config.prune.schedule == "soft":
+        raise ConfigError("prune.schedule soft: needs the plan of its own prune stage; run `tfrewind train "
+                          "--prune-schedule soft` (with --pretrained to reuse a trained model)")
     kept = file_kept_filters(model_path)
     set_seed(config.seed, config.deterministic)
     set_precision(config.mixed_precision)

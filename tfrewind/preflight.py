@@ -66,6 +66,9 @@ def _validate_pruning(config: RunConfig) -> None:
         kept = None if pretrained else config.train.checkpoint_epoch_list()
     budget = config.retrain.budget_epochs(original.epochs)
     schedule = build_retrain_schedule(config.retrain.schedule, original, budget, config.retrain)
+    if needs_weight_rewind(schedule) and config.prune.schedule == "soft":
+        raise ConfigError("retrain.schedule weight_rewind: not with prune.schedule soft, whose zeroed channels are "
+                          "chosen anew every epoch; use lr_rewind (the same LR replay, without rewinding weights)")
     if needs_weight_rewind(schedule):
         epoch = original.epochs - budget
         if kept is None:

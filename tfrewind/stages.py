@@ -73,7 +73,8 @@ def prune_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle, c
     stage_dir = run.stage_dir(stage)
     if run.is_done(stage):
         return _stage_model(run, stage)
-    options: dict[str, Any] = {"preset": prune_config.preset, "policy": prune_config.policy}
+    options: dict[str, Any] = {"preset": prune_config.preset, "policy": prune_config.policy,
+                               "batches": score_batches(data, prune_config.method)}
     if prune_config.schedule == "gradual":  # tfmot prunes during retraining: reach the target by 75 % of it
         budget_steps = config.retrain.budget_epochs(_original_epochs(run, config)) * data.steps_per_epoch
         options.update(gradual_steps(budget_steps, data.steps_per_epoch))
@@ -96,8 +97,9 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
     """Retrain the pruned model with the configured schedule and budget; masks stay fixed.
 
     ``kept_filters``: a filter-pruned model's kept filters when the run has no prune stage of its own.
+    The ``soft`` schedule (SFP) zeroes filters at every epoch end and returns the physically smaller model.
     """
-    from .pruning import is_wrapped, pruning_callbacks, sparsity_report, strip
+    from .pruning import is_wrapped, pruning_callbacks, remove_zeroed, sparsity_report, strip
 
     stage_dir = run.stage_dir(stage)
     if run.is_done(stage):
@@ -111,8 +113,16 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
     if is_wrapped(model):
         callbacks.append(SparsityMonitor(run.log_dir(stage) / "sparsity",
                                          fixed_masks=config.prune.schedule != "gradual"))
+    prune_name = prune_stage_of(config, stage)
+    soft = _soft_pruning(run, prune_name, stage_dir, data, config)
+    callbacks += [soft] if soft is not None else []
     metrics = fit_stage(model, data, schedule, stage=stage, stage_dir=stage_dir, log_dir=run.log_dir(stage),
                         callbacks=callbacks, verbose=verbose, test_each_epoch=True)
+    if soft is not None:  # SFP ends here: the zeroed channels go, the smaller model is the result
+        model, removal = remove_zeroed(model, soft.kept_filters())
+        compile_model(model, schedule, config.train.weight_decay, config.jit_compile)
+        metrics["soft_pruning"] = {**removal, "test_accuracy_before_removal": metrics["test_accuracy"]}
+        metrics.update(evaluate(model, data))
     metrics.update({"schedule": config.retrain.schedule, "budget_epochs": budget,
                     "schedule_details": schedule.description, "sparsity": sparsity_report(model)})
     metrics["recalibrate_bn"] = _recalibrate(model, data, config.retrain.recalibrate_bn)
@@ -126,6 +136,24 @@ def retrain_stage(run: RunDir, stage: str, model: keras.Model, data: DataBundle,
     run.write_metrics(stage, metrics)
     finish_stage(stage_dir)
     return model
+
+
+def score_batches(data: DataBundle, method: str) -> list | None:
+    """A few training batches when ``method``'s criterion scores channels on data (taylor, hrank), else None."""
+    from .pruning import SCORE_BATCHES, needs_data
+
+    return data.first_batches(SCORE_BATCHES) if needs_data(method) else None
+
+
+def _soft_pruning(run: RunDir, prune_name: str | None, stage_dir: Path, data: DataBundle, config: RunConfig):
+    """The SFP callback when the run prunes with the ``soft`` schedule (from its prune stage's plan), else None."""
+    from .pruning import SOFT_STATE_FILE, SoftFilterPruning, kept_filters
+
+    if prune_name is None or config.prune.schedule != "soft" or not run.is_done(prune_name):
+        return None
+    report = run.metrics(prune_name)["report"]
+    return SoftFilterPruning(report["criterion"], kept_filters(report), config.seed,
+                             score_batches(data, config.prune.method), stage_dir / SOFT_STATE_FILE)
 
 
 def export_stage(run: RunDir, model: keras.Model, data: DataBundle, config: RunConfig) -> dict[str, Any]:

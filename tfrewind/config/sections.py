@@ -172,8 +172,8 @@ class PruneConfig:
     """``xnnpack``: tfmot's PruneForLatencyOnXNNPack (prune only what XNNPack's sparse kernels run);
     unstructured methods only."""
     schedule: str = _named("one_shot", PRUNING_SCHEDULES)
-    """When to prune: once before retraining, gradually during it (tfmot's polynomial decay), or in
-    prune-retrain rounds."""
+    """When to prune: once before retraining, gradually during it (tfmot), in prune-retrain rounds, or ``soft``
+    (channel methods; SFP: zeroed at each retraining epoch's end, they may recover, removed at its end)."""
     rounds: int = 3
     """Iterative pruning: number of prune-retrain rounds (other schedules refuse another value)."""
     recalibrate_bn: int = 50

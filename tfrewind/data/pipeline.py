@@ -77,6 +77,11 @@ class DataBundle:
     def steps_per_epoch(self) -> int:
         return math.ceil(self.train_examples / self.batch_size)
 
+    def first_batches(self, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The first ``count`` batches of ``train_plain`` as arrays: the same ones on every call, so
+        that channel criteria that read data (taylor, hrank) score repeatably."""
+        return [(x.numpy(), y.numpy()) for x, y in self.train_plain.take(count)]
+
     def representative_images(self, count: int = 100) -> Iterator[np.ndarray]:
         """Single images (batch of 1) for TFLite full-integer calibration."""
         for image, _ in self.train_plain.unbatch().take(count):

@@ -8,7 +8,9 @@ The API the pipeline calls::
 
 ``prune`` performs one pruning step. ``gradual`` hands pruning to tfmot during the next training
 (pass ``end_step``); ``iterative`` is driven by the caller, one ``prune`` per round with the
-configs from :func:`iterative_plan` (an already-pruned model keeps its zeros).
+configs from :func:`iterative_plan` (an already-pruned model keeps its zeros). ``soft`` (channel
+methods) returns the full-shape model with the planned channels zeroed; retraining re-selects and
+zeroes them every epoch (:class:`SoftFilterPruning`) and removes them at its end (:func:`remove_zeroed`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from .presets import PRESETS
 from .registry import METHODS, Method, PruneRequest, PruneResult, check_request
 from .report import size_report, sparsity_report
 from .schedules import FixedMask, gradual_schedule, gradual_steps, iterative_plan, iterative_targets, round_fraction
-from .structured import prunable_convs
+from .data_criteria import SCORE_BATCHES
+from .soft import SOFT_STATE_FILE, SoftFilterPruning, remove_zeroed
+from .structured import needs_data, prunable_convs
 from .wrappers import is_wrapped, masks, prunable_layers, pruning_callbacks, strip, wrap, wrappers
 
 
@@ -48,6 +52,10 @@ def make_request(config: PruneConfig, seed: int, target_sparsity: float | None =
     if config.schedule not in PRUNING_SCHEDULES:
         raise ConfigError(f"prune.schedule: {config.schedule!r} is not allowed; choose one of: "
                           f"{', '.join(PRUNING_SCHEDULES)}")
+    if config.schedule == "soft" and not method.structured:
+        channel = [m for m in METHODS.names() if METHODS.get(m).structured]
+        raise ConfigError(f"prune.schedule soft: zeroes channels while retraining and removes them at its end, "
+                          f"so it works with channel methods ({', '.join(channel)}), not {config.method!r}")
     if config.schedule == "gradual" and not method.supports_gradual:
         gradual = [m for m in METHODS.names() if METHODS.get(m).supports_gradual]
         raise ConfigError(f"prune.schedule gradual: works with method {', '.join(gradual)}, "
@@ -59,8 +67,9 @@ def make_request(config: PruneConfig, seed: int, target_sparsity: float | None =
             if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) \
                     or not 0.0 <= r < 1.0:
                 raise ConfigError(f"prune.ratios[{i}]: each ratio must be in [0, 1), got {r!r}")
-    if config.macs is not None and config.schedule != "one_shot":
-        raise ConfigError(f"prune.macs: a MACs target works with the one_shot schedule, not {config.schedule!r}")
+    if config.macs is not None and config.schedule not in ("one_shot", "soft"):
+        raise ConfigError(f"prune.macs: a MACs target works with the one_shot and soft schedules, not "
+                          f"{config.schedule!r}")
     request = PruneRequest(method=config.method, sparsity=sparsity, seed=int(seed), ratios=ratios,
                            ratios_from=config.ratios_from, schedule=config.schedule, macs=config.macs,
                            allocation=config.allocation, round_to=config.round_to,
@@ -115,9 +124,10 @@ def _request(config: PruneConfig, seed: int, target_sparsity: float | None = Non
 
 
 __all__ = [
-    "METHODS", "PRESETS", "FixedMask", "Method", "PruneRequest", "PruneResult",
+    "METHODS", "PRESETS", "SCORE_BATCHES", "SOFT_STATE_FILE", "FixedMask", "Method", "PruneRequest", "PruneResult",
+    "SoftFilterPruning",
     "check", "compose_kept", "count_nonzero", "count_params", "gradual_schedule", "gradual_steps", "is_wrapped",
-    "iterative_plan", "iterative_targets", "kept_filters", "macs_per_layer", "make_request", "masks", "prunable_convs",
-    "prunable_layers", "prune", "pruning_callbacks", "rewind_structured", "round_fraction", "size_report",
-    "sparse_macs", "sparsity_report", "strip", "total_macs", "wrap", "wrappers",
+    "iterative_plan", "iterative_targets", "kept_filters", "macs_per_layer", "make_request", "masks", "needs_data",
+    "prunable_convs", "prunable_layers", "prune", "pruning_callbacks", "remove_zeroed", "rewind_structured",
+    "round_fraction", "size_report", "sparse_macs", "sparsity_report", "strip", "total_macs", "wrap", "wrappers",
 ]

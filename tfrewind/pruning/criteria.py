@@ -3,8 +3,8 @@
 Each criterion scores the output channels of each *source* layer of a group (its filters); a
 channel shared by several sources (a residual stream) gets the mean of their scores, a unit held
 by several positions of one source (a grouped conv's whole group) the sum over them. Higher means
-more important (kept). Criteria that need data (``taylor``, ``hrank``) read a few batches from
-:class:`ScoreInput`; the others only read weights.
+more important (kept). Criteria that need data (``taylor``, ``hrank``, in :mod:`.data_criteria`)
+read a few batches from :class:`ScoreInput`; the others only read weights.
 
 * ``l1`` — L1 norm of each filter (Li et al. 2017, "Pruning Filters for Efficient ConvNets").
 * ``l2`` — L2 norm of each filter.
@@ -16,7 +16,7 @@ more important (kept). Criteria that need data (``taylor``, ``hrank``) read a fe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -37,6 +37,8 @@ class ScoreInput:
     seed: int = 0
     batches: Any = None
     """An iterable of ``(x, y)`` batches from the training data, or None."""
+    cache: dict[str, Any] = field(default_factory=dict)
+    """What a criterion computes once for all groups (data criteria: one pass over the batches)."""
 
 
 Criterion = Callable[[ScoreInput, Group], np.ndarray]

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._keras import keras
 from ..errors import ConfigError
-from . import allocation, surgery
+from . import allocation, data_criteria, soft, surgery  # noqa: F401  (data_criteria registers taylor, hrank)
 from . import graph as G
 from . import wrappers as W
 from .channels import ChannelGraph, Group, analyse
@@ -32,6 +32,18 @@ from .report import size_report, sparsity_report
 
 DATA_CRITERIA = {"taylor", "hrank"}
 """Criteria that read batches of training data."""
+SUFFIX = "_filter"
+
+
+def criterion_of(method: str) -> str | None:
+    """The criterion of a channel method (``l1_filter`` → ``l1``), or None for other methods."""
+    name = method[:-len(SUFFIX)] if method.endswith(SUFFIX) else None
+    return name if name in CRITERIA else None
+
+
+def needs_data(method: str) -> bool:
+    """Whether ``method`` scores channels on training batches (give them to ``prune(..., batches=)``)."""
+    return criterion_of(method) in DATA_CRITERIA
 
 
 @dataclass
@@ -180,6 +192,10 @@ def prune_channels(model: keras.Model, request: PruneRequest, criterion: str) ->
     rows = _rows(plan, kept, smaller)
     report = _report(model, smaller, request, criterion, rows, plan)
     report["rebuild_max_abs_diff"] = surgery.rebuild_error(plan.cg, removed, smaller) if removed else 0.0
+    if request.schedule == "soft":  # full shape while retraining: the removed channels only zeroed
+        full = W.copy_model(plan.plain)
+        soft.zero_channels(analyse(full), kept)
+        return PruneResult(model=full, structured=True, report={**report, "soft": True})
     return PruneResult(model=smaller, structured=True, report=report)
 
 
@@ -231,7 +247,7 @@ def _register(criterion: str) -> None:
         return prune_channels(model, request, criterion)
 
     run.__doc__ = f"Remove the channels with the lowest {criterion!r} scores, group by group, then rebuild."
-    register(f"{criterion}_filter", structured=True, options=OPTIONS, **CHECKS)(run)
+    register(f"{criterion}{SUFFIX}", structured=True, options=OPTIONS, **CHECKS)(run)
 
 
 for _name in CRITERIA.names():
