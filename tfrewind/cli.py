@@ -18,8 +18,8 @@ from ._version import __version__
 from ._console import cli_console
 from .choices import ORIGINAL_SCHEDULES, RETRAIN_SCHEDULES
 from .cli_options import (DynamicHelpOption, RegistryChoice, build_config, config_flags, config_option, config_options,
-                          executor_options, flag_names, overrides, prune_options,
-                          train_options)
+                          executor_options, flag_names, overrides, prune_file_options,
+                          prune_options, train_options)
 from .compare_config import CompareConfig
 from .errors import TfrewindError
 
@@ -125,13 +125,7 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
 @cli.command("prune")
 @click.argument("model_path", type=click.Path())
 @prune_options
-@config_option("--seed", "seed")
-@config_option("--dataset", "data.name", note="Read only by criteria that score channels on training batches "
-                                             "(taylor_filter, hrank_filter), which need it.")
-@config_option("--data-dir", "data.data_dir")
-@config_option("--image-size", "data.image_size")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
-@click.option("--out", help="Pruned model path. Default: MODEL_pruned.keras beside MODEL.")
+@prune_file_options
 def prune_command(model_path, config_path, out, **flags) -> None:
     """Prune a saved tf_keras model once and save it with its per-layer report (MODEL_pruned.json).
 

@@ -144,9 +144,7 @@ def config_options(func):
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override any config field, e.g. --set train.momentum=0.8 (repeatable)."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _with(options, func)
 
 
 def prune_options(func):
@@ -162,9 +160,7 @@ def prune_options(func):
         config_option("--round-to", "prune.round_to"),
         config_option("--ignored-layers", "prune.ignored_layers"),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _with(options, func)
 
 
 def train_options(func):
@@ -179,9 +175,7 @@ def train_options(func):
         config_option("--recalibrate-bn", "prune.recalibrate_bn"),
         config_option("--export", "export.format", "export_format", choice=True),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _with(options, func)
 
 
 def executor_options(func):
@@ -195,6 +189,25 @@ def executor_options(func):
         config_option("--gpus-per-cell", "executor.gpus_per_cell", root=CompareConfig),
         config_option("--max-parallel", "executor.max_parallel", root=CompareConfig),
     ]
+    return _with(options, func)
+
+
+def prune_file_options(func):
+    """What ``prune`` adds to :func:`prune_options`: the seed, data for the data criteria, the files."""
+    options = [
+        config_option("--seed", "seed"),
+        config_option("--dataset", "data.name", note="Read only by criteria that score channels on training "
+                                                     "batches (taylor_filter, hrank_filter), which need it."),
+        config_option("--data-dir", "data.data_dir"),
+        config_option("--image-size", "data.image_size"),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file."),
+        click.option("--out", help="Pruned model path. Default: MODEL_pruned.keras beside MODEL."),
+    ]
+    return _with(options, func)
+
+
+def _with(options: list[Callable], func: Callable) -> Callable:
+    """Apply option decorators so that ``--help`` lists them in the order given."""
     for option in reversed(options):
         func = option(func)
     return func
