@@ -22,3 +22,7 @@ def run_ok(args) -> None:
     """Run a command that must succeed."""
     code, _, _ = run_cli(args)
     assert code == 0, f"exit status {code} for {args}"
+
+
+DENSE_RUN_ARGS = ["train", "--epochs", "4", "--set", "train.milestones=2,3", "--prune", "none", "--quiet"]
+"""A dense run on digits: 4 epochs, lr ×0.1 after epochs 2 and 3, a verified TFLite export."""

@@ -25,3 +25,15 @@ def digits_bundle():
     from tfrewind.data import load_data
 
     return load_data(DataConfig(name="digits", batch_size=64), seed=0)
+
+
+@pytest.fixture(scope="session")
+def dense_digits_run(tmp_path_factory):
+    """One finished dense run (``clirun.DENSE_RUN_ARGS``) for the tests that read it or start from it
+    (``--pretrained``): trained once per session instead of once per test module. Tests that move
+    files in it put them back."""
+    from clirun import DENSE_RUN_ARGS, run_ok
+
+    out = tmp_path_factory.mktemp("dense_digits") / "dense"
+    run_ok([*DENSE_RUN_ARGS, "--out", str(out)])
+    return out

@@ -30,16 +30,19 @@ def _pruned_efficientnet(seed: int) -> keras.Model:
     return prune(model, PruneConfig(method="magnitude", sparsity=0.5), seed=0).model
 
 
-@pytest.mark.slow  # an EfficientNetB0 int8 conversion (sparse attempt + dense fallback)
+@pytest.mark.slow  # EfficientNetB0 conversions: the float reference and the int8 file
 def test_pruned_application_int8_ships_a_verified_file_every_time(synthetic, tmp_path):
     """The issue's `--prune magnitude --sparsity 0.5` then `export --quantize int8` as a user would run
     it on a fresh random init (seed 2 failed before the fix with top-1 agreement 0.703; seed 1 with
-    0.896: one init keeps the suite fast, the fast test below covers the tie rule on its own)."""
+    0.896: one init keeps the suite fast, the fast test below covers the tie rule on its own).
+    ``sparse=False`` skips the sparse int8 attempt, which LiteRT cannot run: export then ships this
+    same dense int8 file (that fallback is tested on small_cnn and ResNet-20), one EfficientNetB0
+    conversion less."""
     images = np.concatenate([x.numpy() for x, _ in synthetic.test])[:256]
     for run in (2,):
         model = _pruned_efficientnet(seed=run)
-        report = export_model(model, tmp_path / str(run), quantize="int8", data=synthetic, calibration_images=32,
-                              eval_images=256, latency_runs=0)
+        report = export_model(model, tmp_path / str(run), quantize="int8", sparse=False, data=synthetic,
+                              calibration_images=32, eval_images=256, latency_runs=0)
         assert report.verification["passed"] and report.main_file.name == "model_int8.tflite"
         ours = litert_logits(report.main_file, images)
         theirs = model.predict(images, verbose=0)

@@ -1,6 +1,8 @@
-"""Export of ResNet-20 (synthetic 32×32×3) at 0 % and 80 % sparsity, and a narrower ResNet standing in
-for a filter-pruned one. Conversions of ResNet-20 take ~10 s each on 2 shared cores, so the fast
-set covers one case per behaviour and the rest of the matrix is marked slow.
+"""Export of ResNet-20 (synthetic 32×32×3) at 0 % and 80 % sparsity, and of a real filter-pruned one.
+Conversions of ResNet-20 take ~10 s each on 2 shared cores, so each behaviour is exported once:
+float with sparse encoding, the quantized + sparse fallback (int8, which then ships a dense int8
+ResNet-20 file), every other quantization of the dense model, and the l1_filter surgery result.
+The other sparse × quantized combinations run on small_cnn (test_export_small_cnn.py).
 """
 
 from __future__ import annotations
@@ -13,9 +15,7 @@ from tfrewind._keras import keras
 from tfrewind.config import DataConfig
 from tfrewind.data import load_data
 from tfrewind.export import export_model
-from tfrewind.export.stats import layer_stats
 from tfrewind.models import MODELS
-from tfrewind.models.resnet_cifar import basic_block, conv3x3
 
 FAST = dict(latency_runs=3, calibration_images=32, eval_images=128)
 
@@ -52,19 +52,6 @@ def resnet20_sparse(resnet20):
     return model
 
 
-@pytest.fixture(scope="module")
-def narrow_resnet(synthetic):
-    """ResNet-20 with half the filters per stage: what filter pruning rebuilds physically."""
-    keras.utils.set_random_seed(3)
-    inputs = keras.Input(synthetic.input_shape)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(conv3x3(8, 1, "conv0")(inputs)))
-    for stage, width in enumerate((8, 16, 32), start=1):
-        for block in range(1, 4):
-            x = basic_block(x, width, 2 if stage > 1 and block == 1 else 1, f"s{stage}b{block}")
-    outputs = keras.layers.Dense(synthetic.num_classes, name="fc")(keras.layers.GlobalAveragePooling2D()(x))
-    return _fit(keras.Model(inputs, outputs, name="resnet20_half"), synthetic)
-
-
 def _images(data, n=128):
     return np.concatenate([x.numpy() for x, _ in data.test])[:n]
 
@@ -94,36 +81,14 @@ def test_sparse_resnet20_int8_falls_back_to_a_file_that_runs(resnet20_sparse, sy
     assert all(layer.file_sparsity >= 0.79 for layer in report.layers)
 
 
-def test_filter_pruned_stand_in_is_smaller_and_faster_in_macs(narrow_resnet, resnet20, synthetic, tmp_path):
-    report = export_model(narrow_resnet, tmp_path, data=synthetic, **FAST)
-    _check_agrees(report, narrow_resnet, synthetic, 0.99)
-    assert report.encoding.endswith("dense encoding")  # no zeros: nothing to encode sparsely
-    assert report.macs < 0.35 * sum(s.macs for s in layer_stats(resnet20))  # half the filters: ~¼ the MACs
-    assert report.main_file.stat().st_size < 0.35 * 4 * resnet20.count_params()  # vs ResNet-20's float32 weights
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("quantize", ["none", "dynamic", "int8", "float16"])
-def test_dense_resnet20_all_quantizations(quantize, resnet20, synthetic, tmp_path):
+@pytest.mark.parametrize("quantize", ["none", "dynamic", "float16"])  # int8: the sparse fallback above
+def test_dense_resnet20_other_quantizations(quantize, resnet20, synthetic, tmp_path):
     report = export_model(resnet20, tmp_path, quantize=quantize, data=synthetic, **FAST)
     _check_agrees(report, resnet20, synthetic, 0.99 if quantize == "none" else 0.9)
     assert "dense encoding" in report.encoding
     if quantize != "none":
         assert report.main_file.stat().st_size < 0.6 * report.reference.bytes
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("quantize", ["dynamic", "float16"])
-def test_sparse_resnet20_other_quantizations(quantize, resnet20_sparse, synthetic, tmp_path):
-    report = export_model(resnet20_sparse, tmp_path, quantize=quantize, data=synthetic, **FAST)
-    _check_agrees(report, resnet20_sparse, synthetic, 0.9)
-    assert report.main_file.stat().st_size < 0.5 * report.reference.bytes
-
-
-@pytest.mark.slow
-def test_filter_pruned_stand_in_int8(narrow_resnet, synthetic, tmp_path):
-    report = export_model(narrow_resnet, tmp_path, quantize="int8", data=synthetic, **FAST)
-    _check_agrees(report, narrow_resnet, synthetic, 0.9)
 
 
 def test_l1_filter_pruned_resnet20_exports_physically_smaller(resnet20, synthetic, tmp_path):
@@ -135,5 +100,6 @@ def test_l1_filter_pruned_resnet20_exports_physically_smaller(resnet20, syntheti
     dense = export_model(resnet20, tmp_path / "dense", data=synthetic, **FAST)
     report = export_model(pruned, tmp_path / "pruned", data=synthetic, **FAST)
     _check_agrees(report, pruned, synthetic, 0.99)
+    assert report.encoding.endswith("dense encoding")  # no zeros: nothing to encode sparsely
     assert report.macs < 0.6 * dense.macs
     assert report.main_file.stat().st_size < 0.75 * dense.main_file.stat().st_size

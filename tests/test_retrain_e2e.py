@@ -51,10 +51,9 @@ def kernels(model) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def dense_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("e2e") / "dense"
-    run_ok(["train", "--prune", "none", "--epochs", "4", "--out", str(out), "--quiet", "--export", "none"])
-    return out
+def dense_run(dense_digits_run):
+    """4 dense epochs, lr ×0.1 after epochs 2 and 3 (the default 50 %/75 %), shared with test_train_cli (conftest)."""
+    return dense_digits_run
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)

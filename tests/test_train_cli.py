@@ -9,15 +9,13 @@ import pytest
 import yaml
 
 from tbreader import read_scalars
-from clirun import run_cli, run_ok
+from clirun import DENSE_RUN_ARGS, run_cli, run_ok
 
 
 @pytest.fixture(scope="module")
-def dense_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "dense"
-    run_ok(["train", "--epochs", "4", "--out", str(out), "--quiet", "--set", "train.milestones=2,3",
-            "--prune", "none"])
-    return out
+def dense_run(dense_digits_run):
+    """``DENSE_RUN_ARGS``: 4 epochs, ×0.1 after epochs 2 and 3, no pruning, TFLite export (shared, see conftest)."""
+    return dense_digits_run
 
 
 def test_run_directory_holds_everything(dense_run):
@@ -86,8 +84,7 @@ def test_tensorboard_files_read_back(dense_run):
 
 def test_same_command_again_skips_the_finished_stage(dense_run, capsys):
     before = (dense_run / "original" / "metrics.json").read_text()
-    run_ok(["train", "--epochs", "4", "--out", str(dense_run), "--quiet", "--set", "train.milestones=2,3",
-            "--prune", "none"])
+    run_ok([*DENSE_RUN_ARGS, "--out", str(dense_run)])
     assert (dense_run / "original" / "metrics.json").read_text() == before
 
 
