@@ -18,6 +18,8 @@ from tfrewind.export import export_model
 from tfrewind.models import MODELS
 
 FAST = dict(latency_runs=3, calibration_images=32, eval_images=128)
+QUANTIZED_ERROR = 0.1
+"""Largest logit error of a quantized file, as a share of the logits' scale."""
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +58,31 @@ def _images(data, n=128):
     return np.concatenate([x.numpy() for x, _ in data.test])[:n]
 
 
-def _check_agrees(report, model, data, min_agreement):
+def _check_agrees(report, model, data, relative_error):
+    """The file computes the model's logits to within ``relative_error`` of their scale, and gives the
+    same top-1 class wherever the error could not flip it.
+
+    Top-1 agreement over all images is not a fidelity measure for a briefly trained model: many of its
+    logits are nearly tied, and quantized kernels round differently on different CPUs. Measured: the
+    dynamic-range ResNet-20 disagreed with Keras on 13 of 128 images, every one with a top-2 margin
+    under 0.09, while its largest logit error was 0.12 on logits spanning 19.
+    """
     images = _images(data)
     ours, theirs = litert_logits(report.main_file, images), model.predict(images, verbose=0)
-    assert np.mean(ours.argmax(-1) == theirs.argmax(-1)) >= min_agreement
+    error = np.max(np.abs(ours - theirs))
+    print(f"{report.main_file.name}: max logit error {error:.3g}, {error / np.max(np.abs(theirs)):.3g} of scale")
+    assert error <= relative_error * np.max(np.abs(theirs))
+    top2 = np.sort(theirs, axis=-1)[:, -2:]
+    decided = top2[:, 1] - top2[:, 0] > 2 * error
+    assert decided.mean() >= 0.5  # the check below sees most images
+    assert np.array_equal(ours[decided].argmax(-1), theirs[decided].argmax(-1))
     return ours, theirs
 
 
 def test_sparse_resnet20_float_is_smaller_and_exact(resnet20_sparse, synthetic, tmp_path):
     report = export_model(resnet20_sparse, tmp_path, data=synthetic, **FAST)
     assert "sparse encoding" in report.encoding
-    ours, theirs = _check_agrees(report, resnet20_sparse, synthetic, 0.99)
-    assert np.max(np.abs(ours - theirs)) <= 1e-3 * np.max(np.abs(theirs))
+    _check_agrees(report, resnet20_sparse, synthetic, 1e-3)
     assert report.main_file.stat().st_size < 0.5 * report.reference.bytes  # reference: same model, dense float
     assert all(layer.file_sparsity >= 0.79 for layer in report.layers)
 
@@ -75,7 +90,7 @@ def test_sparse_resnet20_float_is_smaller_and_exact(resnet20_sparse, synthetic, 
 @pytest.mark.slow  # three ResNet-20 conversions: ~35 s on 2 shared cores
 def test_sparse_resnet20_int8_falls_back_to_a_file_that_runs(resnet20_sparse, synthetic, tmp_path):
     report = export_model(resnet20_sparse, tmp_path, quantize="int8", data=synthetic, **FAST)
-    _check_agrees(report, resnet20_sparse, synthetic, 0.9)
+    _check_agrees(report, resnet20_sparse, synthetic, QUANTIZED_ERROR)
     assert "dense encoding" in report.encoding and len(report.attempts) == 2
     assert report.files[0].gzip_bytes < 0.5 * report.reference.gzip_bytes
     assert all(layer.file_sparsity >= 0.79 for layer in report.layers)
@@ -85,7 +100,7 @@ def test_sparse_resnet20_int8_falls_back_to_a_file_that_runs(resnet20_sparse, sy
 @pytest.mark.parametrize("quantize", ["none", "dynamic", "float16"])  # int8: the sparse fallback above
 def test_dense_resnet20_other_quantizations(quantize, resnet20, synthetic, tmp_path):
     report = export_model(resnet20, tmp_path, quantize=quantize, data=synthetic, **FAST)
-    _check_agrees(report, resnet20, synthetic, 0.99 if quantize == "none" else 0.9)
+    _check_agrees(report, resnet20, synthetic, 1e-3 if quantize == "none" else QUANTIZED_ERROR)
     assert "dense encoding" in report.encoding
     if quantize != "none":
         assert report.main_file.stat().st_size < 0.6 * report.reference.bytes
@@ -99,7 +114,7 @@ def test_l1_filter_pruned_resnet20_exports_physically_smaller(resnet20, syntheti
     pruned = prune(resnet20, PruneConfig(method="l1_filter", sparsity=0.5), seed=0).model
     dense = export_model(resnet20, tmp_path / "dense", data=synthetic, **FAST)
     report = export_model(pruned, tmp_path / "pruned", data=synthetic, **FAST)
-    _check_agrees(report, pruned, synthetic, 0.99)
+    _check_agrees(report, pruned, synthetic, 1e-3)
     assert report.encoding.endswith("dense encoding")  # no zeros: nothing to encode sparsely
     assert report.macs < 0.6 * dense.macs
     assert report.main_file.stat().st_size < 0.75 * dense.main_file.stat().st_size
