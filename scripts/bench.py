@@ -1,8 +1,8 @@
-"""Benchmarks P1–P5 of tfrewind, measured side by side in one run, written to docs/benchmarks.md.
+"""Benchmarks P1–P7 of tfrewind, measured side by side in one run, written to docs/benchmarks.md.
 
 Usage (from the project root)::
 
-    python scripts/bench.py                     # all of P1–P5, writes docs/benchmarks.md
+    python scripts/bench.py                     # all of P1–P7, writes docs/benchmarks.md
     python scripts/bench.py --only P1,P3 --out /tmp/bench.md
 
 Why side by side: on a shared 2-core machine absolute times drift by tens of percent; the two
@@ -225,6 +225,72 @@ def p4_filter_latency() -> dict:
     return {"rows": rows}
 
 
+# ----------------------------------------------------------------------------- P7
+
+CHANNEL_MODELS = ("MobileNetV2", "ResNet50", "EfficientNetB0")
+P7_VARIANTS = {"dense": None, "l1, MACs 0.5": {}, "l1, MACs 0.5, round_to 16": {"round_to": 16}}
+
+
+def _activation_elements(model) -> int:
+    """Values all layers write for one image: the memory traffic that shrinks with the channel ratio
+    (about √ of the MACs ratio), not with the MACs ratio."""
+    from tfrewind.pruning.wrappers import all_layers
+
+    total = 0
+    for layer in all_layers(model):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        shapes = layer.output_shape if isinstance(layer.output_shape, list) else [layer.output_shape]
+        total += sum(int(np.prod([d for d in shape[1:] if d])) for shape in shapes)
+    return total
+
+
+def _interleaved_ms(files: dict[str, bytes], image: np.ndarray, threads: int, rounds: int, block: int) -> dict:
+    """Median batch-1 latency per variant, the variants taking turns (A, B, C, A, B, C, …): each turn
+    is the median of ``block`` invocations, each variant's result the median of its turns."""
+    from tfrewind.export.verify import LiteRTModel
+
+    models = {name: LiteRTModel(content, num_threads=threads) for name, content in files.items()}
+    turns: dict[str, list[float]] = {name: [] for name in files}
+    for _ in range(rounds):
+        for name, model in models.items():
+            turns[name].append(model.latency_ms(image, block, warmup=1))
+    return {name: statistics.median(values) for name, values in turns.items()}
+
+
+def p7_channel_latency(size: int = 224, rounds: int = 8, block: int = 5) -> dict:
+    """LiteRT latency of applications pruned by l1 channel groups to 0.5 of their MACs, vs dense."""
+    from tfrewind.export import export_model
+    from tfrewind.pruning import prune
+
+    rows = []
+    for name in CHANNEL_MODELS:
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        dense = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3))
+        files, facts = {}, {}
+        for variant, options in P7_VARIANTS.items():
+            model = dense if options is None else prune(
+                dense, PruneConfig(method="l1_filter", macs=0.5, **options), seed=0).model
+            report = export_model(model, Path(tempfile.mkdtemp(prefix="bench-p7-")), latency_runs=0)
+            files[variant] = report.main_file.read_bytes()
+            depthwise = sum(layer.macs for layer in report.layers if layer.kind == "DepthwiseConv2D")
+            facts[variant] = {"macs": report.macs, "params": report.params, "depthwise_macs": depthwise,
+                              "activations": _activation_elements(model), "bytes": len(files[variant])}
+        image = np.random.default_rng(0).normal(size=(size, size, 3)).astype(np.float32)
+        latency = {str(t): _interleaved_ms(files, image, t, rounds, block) for t in (1, 2)}
+        base = facts["dense"]
+        for variant, fact in facts.items():
+            row = {"model": name, "variant": variant, **fact, "macs_ratio": fact["macs"] / base["macs"],
+                   "activations_ratio": fact["activations"] / base["activations"],
+                   "depthwise_share": fact["depthwise_macs"] / fact["macs"]}
+            for t, by_variant in latency.items():
+                row[f"latency_ms_{t}"] = by_variant[variant]
+                row[f"latency_ratio_{t}"] = by_variant[variant] / by_variant["dense"]
+            rows.append(row)
+    return {"rows": rows, "size": size, "rounds": rounds, "block": block}
+
+
 # ----------------------------------------------------------------------------- P5
 
 
@@ -290,7 +356,28 @@ def render(results: dict, command: str) -> str:
         lines += ["## P5 — the default `tfrewind train`", "",
                   f"Wall time {results['P5']['seconds']:.1f} s in a fresh process (TF import included; digits, "
                   "small_cnn, 30 + 15 epochs, prune, export). Target ≤ 180 s.", ""]
+    if "P7" in results:
+        lines += _render_p7(results["P7"])
     return "\n".join(lines) + "\n"
+
+
+def _render_p7(r: dict) -> list[str]:
+    lines = [f"## P7 — LiteRT latency of channel-pruned applications vs MACs ({r['size']}×{r['size']}, float32)", "",
+             "`tfrewind prune MODEL --prune l1_filter --macs 0.5` (uniform allocation), the dense and pruned "
+             f"files run in turns ({r['rounds']} turns of {r['block']} batch-1 invocations each, per thread "
+             "count), medians of the turns.", "",
+             "| model | variant | MACs (M) | MACs ratio | activations ratio | depthwise share of MACs | "
+             "1 thr (ms) | ratio | ÷ MACs ratio | 2 thr (ms) | ratio | ÷ MACs ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        lines.append(f"| {row['model']} | {row['variant']} | {row['macs'] / 1e6:,.0f} | {row['macs_ratio']:.3f} | "
+                     f"{row['activations_ratio']:.3f} | {row['depthwise_share']:.1%} | "
+                     f"{row['latency_ms_1']:.1f} | {row['latency_ratio_1']:.3f} | "
+                     f"{row['latency_ratio_1'] / row['macs_ratio']:.2f} | {row['latency_ms_2']:.1f} | "
+                     f"{row['latency_ratio_2']:.3f} | {row['latency_ratio_2'] / row['macs_ratio']:.2f} |")
+    lines += ["", "Target: latency ratio ≤ 1.2 × MACs ratio (the ÷ columns ≤ 1.2). *Activations ratio*: values all "
+              "layers write per image, pruned ÷ dense (memory traffic).", ""]
+    return lines
 
 
 NOTES_MARKER = "<!-- notes: kept by scripts/bench.py -->"
@@ -306,12 +393,12 @@ def _kept_notes(path: str) -> str:
 
 
 BENCHMARKS = {"P1": p1_wrapper_overhead, "P2": p2_input_pipeline, "P3": p3_tflite_sizes,
-              "P4": p4_filter_latency, "P5": p5_default_train}
+              "P4": p4_filter_latency, "P5": p5_default_train, "P7": p7_channel_latency}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of P1..P5")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of P1..P7")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
