@@ -239,18 +239,22 @@ def _row_line(name: str, row: dict[str, Any] | None) -> str:
         return f"| {name} | {family(name)} | not run | | | | | | |"
     if row["status"] in ("refused", "error") and "macs_ratio" not in row:
         return (f"| {name} | {row['family']} | {row['input']} | {_fmt_macs(row.get('dense_macs'))} | "
-                f"{row['status']}: `{row['message']}` | | | | {row['total_s']:.0f} s |")
+                f"{row['status']}: `{row['message']}` | | | | {_time(row)} |")
     verified = "yes" if row.get("tflite_verified") else f"no: `{row.get('message', '')}`"
     return (f"| {name} | {row['family']} | {row['input']} | {_fmt_macs(row['dense_macs'])} | "
             f"{row['macs_ratio']:.3f}{'' if succeeded(row) or row['status'] != 'ok' else ' (> 0.55)'} | "
             f"{row['groups_prunable']}/{row['groups_total']} | {row['rebuild_max_abs_diff']:.1e} | {verified} | "
-            f"{row['total_s']:.0f} s |")
+            f"{_time(row)} |")
+
+
+def _time(row: dict[str, Any]) -> str:
+    return f"{row['total_s']:.0f} s" + (f" / {row['cpu_s']:.0f} s" if "cpu_s" in row else "")
 
 
 def _family_summary(rows: dict[str, dict[str, Any]], names: list[str]) -> list[str]:
     lines = ["| family | constructors run | reach ≤ 0.55 MACs with a verified .tflite | refused | errors |",
              "|---|---|---|---|---|"]
-    families = list(dict.fromkeys(family(n) for n in ordered(names)))
+    families = BAR_FAMILIES + sorted({family(n) for n in names} - set(BAR_FAMILIES))
     for fam in families:
         ran = [rows[n] for n in names if family(n) == fam and n in rows]
         total = sum(1 for n in names if family(n) == fam)
@@ -297,14 +301,14 @@ def render(rows: dict[str, dict[str, Any]], names: list[str]) -> str:
              f"and exported in fresh processes with the real commands: `tfrewind prune MODEL.keras --prune l1_filter` "
              f"with `prune.macs: {MACS_TARGET}` (uniform allocation) and `tfrewind export MODEL_pruned.keras` "
              "(float32 .tflite, run with LiteRT and compared with Keras on 32 generated inputs). "
-             "*rebuild max |Δ|* is the largest output difference between the rebuilt smaller model and the full "
-             "model with the removed channels zeroed; *time* covers building, saving, both commands and their "
-             "TensorFlow start-up, on a 2-core machine shared with other jobs.", "",
+             "*rebuild error* is the largest absolute output difference between the rebuilt smaller model and the "
+             "full model with the removed channels zeroed; *time* covers building, saving and both commands, as "
+             "wall time on a 2-core machine shared with other jobs (load ≈ 10) and as CPU time of the process.", "",
              _bar(rows, names), "", "### Families", ""]
     lines += _family_summary(rows, names)
     lines += ["", "### Constructors", "",
-              "| constructor | family | input | dense MACs | MACs ratio | groups prunable/total | rebuild max |Δ| "
-              "| TFLite verified | time |", "|---|---|---|---|---|---|---|---|---|"]
+              "| constructor | family | input | dense MACs | MACs ratio | groups prunable/total | rebuild error "
+              "| TFLite verified | time (wall / CPU) |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [_row_line(n, rows.get(n)) for n in ordered(names)]
     return "\n".join(lines + ["", END]) + "\n"
 
