@@ -290,10 +290,12 @@ def _p7_files(name: str, size: int) -> tuple[dict[str, bytes], dict[str, dict]]:
 
 def _interleaved_ms(files: dict[str, bytes], image: np.ndarray, threads: int, rounds: int, block: int) -> dict:
     """Batch-1 latency per variant, the variants taking turns (A, B, C, A, B, C, …, ``block``
-    invocations per turn): the median and the minimum of every variant's invocations.
+    invocations per turn): the median wall time and the median CPU time of every variant's invocations.
 
-    Why the minimum too: on a shared machine the median carries the other jobs' load, the minimum is
-    the run least disturbed by them, the closest to a quiet device.
+    Why CPU time too: on a shared machine the wall time includes the time other jobs held the core
+    (here the median wall time of one inference is often twice its CPU time). The process's CPU time
+    is the work the inference did itself; with one thread it is the latency a quiet core would show
+    (with two, it adds both threads' work, the spin-waits of XNNPack's thread pool included).
     """
     from tfrewind.export.verify import LiteRTModel
 
@@ -301,17 +303,20 @@ def _interleaved_ms(files: dict[str, bytes], image: np.ndarray, threads: int, ro
     for name, content in files.items():
         models[name] = LiteRTModel(content, num_threads=threads)
         models[name].latency_ms(image, 1, warmup=2)  # sets the input tensor, warms the caches up
-    times: dict[str, list[float]] = {name: [] for name in files}
+    wall: dict[str, list[float]] = {name: [] for name in files}
+    cpu: dict[str, list[float]] = {name: [] for name in files}
     for _ in range(rounds):
         for name, model in models.items():
             for _ in range(block):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 model.interpreter.invoke()
-                times[name].append(1000.0 * (time.perf_counter() - start))
-    return {name: {"median": statistics.median(v), "min": min(v), "runs": len(v)} for name, v in times.items()}
+                cpu[name].append(1000.0 * (time.process_time() - start_cpu))
+                wall[name].append(1000.0 * (time.perf_counter() - start))
+    return {name: {"median": statistics.median(wall[name]), "cpu": statistics.median(cpu[name]),
+                   "runs": len(wall[name])} for name in files}
 
 
-def p7_channel_latency(size: int = 224, rounds: int = 15, block: int = 3) -> dict:
+def p7_channel_latency(size: int = 224, rounds: int = 40, block: int = 3) -> dict:
     """LiteRT latency of applications pruned by l1 channel groups to 0.5 of their MACs, vs dense."""
     rows = []
     for name in CHANNEL_MODELS:
@@ -325,7 +330,7 @@ def p7_channel_latency(size: int = 224, rounds: int = 15, block: int = 3) -> dic
                    "activations_ratio": fact["activations"] / base["activations"],
                    "depthwise_share": fact["depthwise_macs"] / fact["macs"]}
             for t, by_variant in latency.items():
-                for stat in ("median", "min"):
+                for stat in ("median", "cpu"):
                     row[f"latency_{stat}_ms_{t}"] = by_variant[variant][stat]
                     row[f"latency_{stat}_ratio_{t}"] = by_variant[variant][stat] / by_variant["dense"][stat]
             rows.append(row)
@@ -354,7 +359,8 @@ def render(results: dict, command: str) -> str:
              f"{ROUNDS} rounds) and reports the ratio of medians; the first epoch of each fit (tracing) "
              "is dropped.", ""]
     for name in sorted(results):
-        lines.append(f"- {name} measured {results[name].get('measured', '?')}")
+        where = results[name].get("machine")
+        lines.append(f"- {name} measured {results[name].get('measured', '?')}" + (f" on {where}" if where else ""))
     lines.append("")
     if "P1" in results:
         r = results["P1"]
@@ -409,7 +415,7 @@ def _render_p7(r: dict) -> list[str]:
              f"{r['rounds']} turns of {r['block']} batch-1 invocations per file and thread count. Rerun: "
              "`python scripts/bench.py --only P7` (`P7_REUSE=1` re-measures the files of the last run).", "",
              "| model | variant | MACs (M) | MACs ratio | padded to 16 | activations ratio | depthwise share | "
-             "threads | median ms | ratio | ÷ MACs ratio | min ms | ratio | ÷ MACs ratio |",
+             "threads | wall ms (median) | ratio | ÷ MACs ratio | CPU ms (median) | ratio | ÷ MACs ratio |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
         for t in ("1", "2"):
@@ -417,12 +423,13 @@ def _render_p7(r: dict) -> list[str]:
                 f"| {row['model']} | {row['variant']} | {row['macs'] / 1e6:,.0f} | {row['macs_ratio']:.3f} | "
                 f"{row['padded_macs_ratio']:.3f} | {row['activations_ratio']:.3f} | {row['depthwise_share']:.1%} | {t} | "
                 + " | ".join(f"{row[f'latency_{s}_ms_{t}']:.1f} | {row[f'latency_{s}_ratio_{t}']:.3f} | "
-                             f"{row[f'latency_{s}_ratio_{t}'] / row['macs_ratio']:.2f}" for s in ("median", "min"))
+                             f"{row[f'latency_{s}_ratio_{t}'] / row['macs_ratio']:.2f}" for s in ("median", "cpu"))
                 + " |")
     lines += ["", "Target: latency ratio ≤ 1.2 × MACs ratio (the ÷ columns ≤ 1.2). *Padded to 16*: the MACs ratio "
               "with every layer's output channels rounded up to 16, what XNNPack's AVX-512 kernels compute. "
               "*Activations ratio*: values all layers write per image, pruned ÷ dense (memory traffic). "
-              "*Depthwise share*: depthwise convs' share of the model's MACs.", ""]
+              "*Depthwise share*: depthwise convs' share of the model's MACs. *CPU ms*: the process's CPU time per "
+              "inference (with 2 threads: both threads' work, not a latency).", ""]
     return lines
 
 
@@ -457,7 +464,8 @@ def main() -> None:
     for name in chosen:
         print(f"running {name} …", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        results[name] = {**BENCHMARKS[name](), "measured": time.strftime("%Y-%m-%d %H:%M %Z")}
+        results[name] = {**BENCHMARKS[name](), "measured": time.strftime("%Y-%m-%d %H:%M %Z"),
+                         "machine": machine().split(",")[0]}  # the CPU: runs of different sections may differ
         print(f"  {name} done in {time.perf_counter() - started:.0f} s: {results[name]}", file=sys.stderr, flush=True)
         write_json_atomic(store, results)
         write_text_atomic(args.out, render(results, "python scripts/bench.py [--only P1,…]") + _kept_notes(args.out))
