@@ -95,15 +95,15 @@ def size_key(name: str) -> tuple[int, int, str]:
 
 
 def ordered(names: list[str]) -> list[str]:
-    """Smallest variant of every family first, then the others by their relative size within their
-    family, so the largest of each family (ConvNeXtXLarge, EfficientNetB7, RegNetY320…) come last."""
+    """Smallest variant of every family first (the issue's families before the others), then the rest by
+    their relative size in their family, so the largest (ConvNeXtXLarge, EfficientNetB7, …) come last."""
     by_family: dict[str, list[str]] = {}
     for name in names:
         by_family.setdefault(family(name), []).append(name)
-    position: dict[str, tuple[int, float]] = {}
-    for members in by_family.values():
+    position: dict[str, tuple[int, bool, float]] = {}
+    for fam, members in by_family.items():
         for i, name in enumerate(sorted(members, key=size_key)):
-            position[name] = (0 if i == 0 else 1, i / max(len(members) - 1, 1))
+            position[name] = (0 if i == 0 else 1, fam not in BAR_FAMILIES, i / max(len(members) - 1, 1))
     return sorted(names, key=lambda n: (*position[n], size_key(n)[1], n))
 
 
