@@ -225,6 +225,118 @@ def p4_filter_latency() -> dict:
     return {"rows": rows}
 
 
+# ----------------------------------------------------------------------------- P7
+
+CHANNEL_MODELS = ("MobileNetV2", "ResNet50", "EfficientNetB0")
+P7_VARIANTS = {"dense": None, "l1, MACs 0.5": {}, "l1, MACs 0.5, round_to 16": {"round_to": 16}}
+P7_FILES = Path(tempfile.gettempdir()) / "tfrewind-bench-p7"
+"""The pruned and exported files, kept so that ``P7_REUSE=1`` re-measures latency without the ~30 min
+of pruning and converting at 224×224 (only for re-measuring: the files are not rebuilt then)."""
+SIMD_CHANNELS = 16
+"""XNNPack's f32 conv/GEMM kernels on AVX-512 compute 16 output channels at a time (``nr`` = 16)."""
+
+
+def _activation_elements(model) -> int:
+    """Values all layers write for one image: the memory traffic that shrinks with the channel ratio
+    (about √ of the MACs ratio), not with the MACs ratio."""
+    from tfrewind.pruning.wrappers import all_layers
+
+    total = 0
+    for layer in all_layers(model):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        shapes = layer.output_shape if isinstance(layer.output_shape, list) else [layer.output_shape]
+        total += sum(int(np.prod([d for d in shape[1:] if d])) for shape in shapes)
+    return total
+
+
+def _padded_macs(model, layers) -> float:
+    """MACs with every Conv/Dense output width rounded up to the SIMD tile: what the kernels compute."""
+    from tfrewind.pruning.wrappers import all_layers
+
+    width = {layer.name: int(layer.output_shape[-1]) for layer in all_layers(model)
+             if not isinstance(layer.output_shape, list)}
+    return sum(row.macs * -(-width[row.name] // SIMD_CHANNELS) * SIMD_CHANNELS / width[row.name]
+               for row in layers if width.get(row.name))
+
+
+def _p7_files(name: str, size: int) -> tuple[dict[str, bytes], dict[str, dict]]:
+    """Dense and pruned float .tflite files of one application (verified by export_model), and facts."""
+    from tfrewind.export import export_model
+    from tfrewind.io import read_json, write_json_atomic
+    from tfrewind.pruning import prune
+
+    where = P7_FILES / f"{name}_{size}"
+    if os.environ.get("P7_REUSE") == "1" and (where / "facts.json").exists():
+        facts = read_json(where / "facts.json")
+        return {v: (where / f"{i}.tflite").read_bytes() for i, v in enumerate(facts)}, facts
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    dense = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3))
+    files, facts = {}, {}
+    for i, (variant, options) in enumerate(P7_VARIANTS.items()):
+        model = dense if options is None else prune(
+            dense, PruneConfig(method="l1_filter", macs=0.5, **options), seed=0).model
+        report = export_model(model, where / str(i), latency_runs=0)
+        files[variant] = report.main_file.read_bytes()
+        (where / f"{i}.tflite").write_bytes(files[variant])
+        depthwise = sum(layer.macs for layer in report.layers if layer.kind == "DepthwiseConv2D")
+        facts[variant] = {"macs": report.macs, "params": report.params, "depthwise_macs": depthwise,
+                          "padded_macs": _padded_macs(model, report.layers),
+                          "activations": _activation_elements(model), "bytes": len(files[variant])}
+    write_json_atomic(where / "facts.json", facts)
+    return files, facts
+
+
+def _interleaved_ms(files: dict[str, bytes], image: np.ndarray, threads: int, rounds: int, block: int) -> dict:
+    """Batch-1 latency per variant, the variants taking turns (A, B, C, A, B, C, …, ``block``
+    invocations per turn): the median wall time and the median CPU time of every variant's invocations.
+
+    Why CPU time too: on a shared machine the wall time includes the time other jobs held the core
+    (here the median wall time of one inference is often twice its CPU time). The process's CPU time
+    is the work the inference did itself; with one thread it is the latency a quiet core would show
+    (with two, it adds both threads' work, the spin-waits of XNNPack's thread pool included).
+    """
+    from tfrewind.export.verify import LiteRTModel
+
+    models = {}
+    for name, content in files.items():
+        models[name] = LiteRTModel(content, num_threads=threads)
+        models[name].latency_ms(image, 1, warmup=2)  # sets the input tensor, warms the caches up
+    wall: dict[str, list[float]] = {name: [] for name in files}
+    cpu: dict[str, list[float]] = {name: [] for name in files}
+    for _ in range(rounds):
+        for name, model in models.items():
+            for _ in range(block):
+                start, start_cpu = time.perf_counter(), time.process_time()
+                model.interpreter.invoke()
+                cpu[name].append(1000.0 * (time.process_time() - start_cpu))
+                wall[name].append(1000.0 * (time.perf_counter() - start))
+    return {name: {"median": statistics.median(wall[name]), "cpu": statistics.median(cpu[name]),
+                   "runs": len(wall[name])} for name in files}
+
+
+def p7_channel_latency(size: int = 224, rounds: int = 40, block: int = 3) -> dict:
+    """LiteRT latency of applications pruned by l1 channel groups to 0.5 of their MACs, vs dense."""
+    rows = []
+    for name in CHANNEL_MODELS:
+        files, facts = _p7_files(name, size)
+        image = np.random.default_rng(0).normal(size=(size, size, 3)).astype(np.float32)
+        latency = {str(t): _interleaved_ms(files, image, t, rounds, block) for t in (1, 2)}
+        base = facts["dense"]
+        for variant, fact in facts.items():
+            row = {"model": name, "variant": variant, **fact, "macs_ratio": fact["macs"] / base["macs"],
+                   "padded_macs_ratio": fact["padded_macs"] / base["padded_macs"],
+                   "activations_ratio": fact["activations"] / base["activations"],
+                   "depthwise_share": fact["depthwise_macs"] / fact["macs"]}
+            for t, by_variant in latency.items():
+                for stat in ("median", "cpu"):
+                    row[f"latency_{stat}_ms_{t}"] = by_variant[variant][stat]
+                    row[f"latency_{stat}_ratio_{t}"] = by_variant[variant][stat] / by_variant["dense"][stat]
+            rows.append(row)
+    return {"rows": rows, "size": size, "rounds": rounds, "block": block}
+
+
 # ----------------------------------------------------------------------------- P5
 
 
@@ -385,6 +497,8 @@ def render(results: dict, command: str) -> str:
                   f"| validation only | {r['without_s']:.3f} |",
                   f"| validation + test accuracy each epoch (for the best-epoch column) | {r['with_s']:.3f} |", "",
                   f"**Ratio {r['ratio']:.3f}×** ({r['samples']} epochs per variant).", ""]
+    if "P7" in results:
+        lines += _render_p7(results["P7"])
     if "P8" in results:
         r = results["P8"]
         lines += ["## P8 — `tfrewind compare --executor ray --cpus-per-cell 1` vs `local` (digits)", "",
@@ -409,6 +523,31 @@ def render(results: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _render_p7(r: dict) -> list[str]:
+    lines = [f"## P7 — LiteRT latency of channel-pruned applications vs MACs ({r['size']}×{r['size']}, float32)", "",
+             "`tfrewind prune MODEL --prune l1_filter --macs 0.5` (uniform allocation; `weights=None`, 1000 "
+             "classes), the dense and pruned .tflite files run in LiteRT (default XNNPack delegate) in turns: "
+             f"{r['rounds']} turns of {r['block']} batch-1 invocations per file and thread count. Rerun: "
+             "`python scripts/bench.py --only P7` (`P7_REUSE=1` re-measures the files of the last run).", "",
+             "| model | variant | MACs (M) | MACs ratio | padded to 16 | activations ratio | depthwise share | "
+             "threads | wall ms (median) | ratio | ÷ MACs ratio | CPU ms (median) | ratio | ÷ MACs ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        for t in ("1", "2"):
+            lines.append(
+                f"| {row['model']} | {row['variant']} | {row['macs'] / 1e6:,.0f} | {row['macs_ratio']:.3f} | "
+                f"{row['padded_macs_ratio']:.3f} | {row['activations_ratio']:.3f} | {row['depthwise_share']:.1%} | {t} | "
+                + " | ".join(f"{row[f'latency_{s}_ms_{t}']:.1f} | {row[f'latency_{s}_ratio_{t}']:.3f} | "
+                             f"{row[f'latency_{s}_ratio_{t}'] / row['macs_ratio']:.2f}" for s in ("median", "cpu"))
+                + " |")
+    lines += ["", "Target: latency ratio ≤ 1.2 × MACs ratio (the ÷ columns ≤ 1.2). *Padded to 16*: the MACs ratio "
+              "with every layer's output channels rounded up to 16, what XNNPack's AVX-512 kernels compute. "
+              "*Activations ratio*: values all layers write per image, pruned ÷ dense (memory traffic). "
+              "*Depthwise share*: depthwise convs' share of the model's MACs. *CPU ms*: the process's CPU time per "
+              "inference (with 2 threads: both threads' work, not a latency).", ""]
+    return lines
+
+
 NOTES_MARKER = "<!-- notes: kept by scripts/bench.py -->"
 
 
@@ -423,7 +562,7 @@ def _kept_notes(path: str) -> str:
 
 BENCHMARKS = {"P1": p1_wrapper_overhead, "P2": p2_input_pipeline, "P3": p3_tflite_sizes,
               "P4": p4_filter_latency, "P5": p5_default_train, "P6": p6_test_each_epoch,
-              "P8": p8_ray_vs_local}
+              "P7": p7_channel_latency, "P8": p8_ray_vs_local}
 
 
 def main() -> None:
