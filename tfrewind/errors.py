@@ -29,3 +29,7 @@ class CheckpointError(TfrewindError):
 
 class TrainingDivergedError(TfrewindError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TranslationError(ModelFileError):
+    """A Keras 3 model cannot be carried over to tf_keras (or back) exactly; the message names the layer."""
