@@ -15,13 +15,14 @@ from .config import RunConfig
 from .data import load_data
 from .errors import ModelFileError
 from .io import read_json, write_json_atomic
+from .keras3.files import is_keras3_file
 from .models import load_model_file, save_model_atomic
 from .pipeline import RunResult
 from .preflight import validate
 from .retraining import OriginalRecord
 from .rounds import prune_rounds
-from .rundir import EXPORT, RETRAIN, RunDir
-from .stages import original_record, retrain_stage
+from .rundir import EXPORT, KERAS3, RETRAIN, RunDir
+from .stages import export_stage, original_record, retrain_stage
 from .targets import check_export_sparsity, pruned_layer_targets
 from .training import make_strategy, set_precision, set_seed
 
@@ -73,7 +74,7 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     The original schedule to rewind to comes from ``train.pretrained`` when it is a run directory
     (which also provides weight-rewinding checkpoints), else from the ``train`` section. A
     filter-pruned file's kept filters (recorded beside it by :func:`prune_file`) slice those
-    checkpoints to its smaller shapes.
+    checkpoints to its smaller shapes. A Keras 3 file is also written back as Keras 3 (``RUN/keras3``).
     """
     validate(config)
     kept = file_kept_filters(model_path)
@@ -90,8 +91,11 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     original = original_record(run, config, data) if config.train.pretrained else \
         OriginalRecord.from_config(config.train, data.steps_per_epoch)
     with strategy.scope():
-        retrain_stage(run, RETRAIN, model, data, config, original, verbose, kept_filters=kept)
-    return RunResult(run.path, {RETRAIN: run.metrics(RETRAIN)})
+        model = retrain_stage(run, RETRAIN, model, data, config, original, verbose, kept_filters=kept)
+    result = RunResult(run.path, {RETRAIN: run.metrics(RETRAIN)})
+    if is_keras3_file(model_path):  # Keras 3 in, Keras 3 out
+        result.stages[KERAS3] = export_stage(run, model, data, config, stage=KERAS3, format="keras3")
+    return result
 
 
 def export_path(model_or_run: str | Path, config: RunConfig, out: str | Path | None = None,

@@ -1,7 +1,9 @@
-"""Export to Keras (``.keras``) or a SavedModel: write the stripped model, reload it, check it agrees.
+"""Export to Keras (``.keras``, tf_keras or Keras 3) or a SavedModel: write the stripped model, reload
+it, check it agrees.
 
 Why apart from the TFLite path (:mod:`tfrewind.export.core`): these formats keep every weight as
-float32 and need no encoding choice; only the reload-and-compare step is shared.
+float32 and need no encoding choice; only the reload-and-compare step is shared. ``keras3`` writes a
+``.keras`` file Keras 3 loads (:mod:`tfrewind.keras3`), held to max |Δ| ≤ 1e-5 on the test images.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ def export_tf(model, report: ExportReport, out_dir: Path, format: str, images: n
         path = save_model_atomic(model, out_dir / "model.keras")
         outputs = keras_predict(load_model_file(path), images)
         report.verified_with = "reloaded with tf_keras (safe_mode)"
+    elif format == "keras3":
+        path, outputs = _export_keras3(model, out_dir / "model.keras", images, reference)
+        report.verified_with = "reloaded with Keras 3 (keras.saving.load_model, safe_mode)"
     else:
         path = write_dir_atomic(out_dir / "saved_model",
                                 lambda tmp: model.save(tmp, save_format="tf", include_optimizer=False))
@@ -40,6 +45,22 @@ def export_tf(model, report: ExportReport, out_dir: Path, format: str, images: n
                                       f"(max |Δ| {check.max_abs_diff:.3g}, top-1 agreement {check.agreement:.3f})")
     if labels is not None:
         report.accuracy = top1_accuracy(outputs, labels)
+
+
+def _export_keras3(model, path: Path, images: np.ndarray, reference: np.ndarray) -> tuple[Path, np.ndarray]:
+    """Write a Keras 3 ``.keras``; its outputs on ``images`` must match the tf_keras model's to 1e-5."""
+    from ..keras3.files import save_keras3
+    from ..keras3.sides import import_keras3
+    from ..keras3.weights import TOLERANCE
+
+    path, _ = save_keras3(model, path)
+    reloaded = import_keras3().saving.load_model(path, compile=False, safe_mode=True)
+    outputs = np.asarray(reloaded.predict(images, verbose=0), dtype=np.float32)
+    difference = float(np.max(np.abs(outputs - reference), initial=0.0))
+    if not difference <= TOLERANCE:
+        raise ExportVerificationError(f"the Keras 3 file {str(path)!r} differs from the tf_keras model by "
+                                      f"{difference:.3g} on the verification images (allowed {TOLERANCE:g})")
+    return path, outputs
 
 
 def saved_model_predict(path: Path, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
