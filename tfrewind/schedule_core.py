@@ -268,3 +268,20 @@ class ScaledLRRestartShape(ScheduleShape):
         return {"start_lr": self.start_lr, "peak_lr": self.peak_lr, "warmup_epochs": self.warmup_epochs,
                 "milestones": self.milestones, "steps_per_epoch": self.steps_per_epoch, "gamma": self.gamma}
 
+
+
+ADAPTED = {"ConstantLR": ConstantShape, "StepDecayLR": StepDecayShape, "CosineLR": CosineShape,
+           "OneCycleLR": OneCycleShape, "OneCycleMomentum": OneCycleMomentumShape, "OffsetLR": OffsetShape,
+           "ScaledLRRestart": ScaledLRRestartShape}
+"""The schedule classes each Keras API gets, by name (the names saved models and records hold)."""
+
+
+def adapters(base: type, cosine_base: type, ops: Ops, register: Callable[[type], type], module: str) -> list[type]:
+    """One API's schedule classes, in :data:`ADAPTED`'s order: each shape joined to ``base`` (its
+    ``LearningRateSchedule``; ``CosineLR`` to ``cosine_base``, its ``CosineDecay``) and ``ops``, then
+    registered with ``register`` (``tfrewind>Name``) so saved models and records reload."""
+    made = []
+    for name, shape in ADAPTED.items():
+        parent = cosine_base if shape is CosineShape else base
+        made.append(register(type(name, (shape, parent), {"ops": ops, "__module__": module, "__doc__": shape.__doc__})))
+    return made

@@ -18,7 +18,6 @@ Example, in a plain ``model.fit``::
 
 from __future__ import annotations
 
-
 from . import schedule_core as core
 from ._keras import keras, tf
 
@@ -30,53 +29,11 @@ OPS = core.Ops(to_float=lambda x: tf.cast(x, tf.float32), cos=tf.cos, clip=tf.cl
                serialize=keras.optimizers.schedules.serialize, deserialize=keras.optimizers.schedules.deserialize)
 """TensorFlow's functions for the shared shapes."""
 
-
-@_register
-class ConstantLR(core.ConstantShape, Schedule):
-    """A constant learning rate (fine-tuning)."""
-
-    ops = OPS
-
-
-@_register
-class StepDecayLR(core.StepDecayShape, Schedule):
-    """``initial_lr × gamma^k`` where k counts the milestone epochs already reached (see the shape)."""
-
-    ops = OPS
-
-
-@_register
-class CosineLR(core.CosineShape, keras.optimizers.schedules.CosineDecay):
-    """Cosine annealing from ``initial_lr`` to ``final_lr`` over ``total_steps``: tf_keras' ``CosineDecay``."""
-
-
-@_register
-class OneCycleLR(core.OneCycleShape, Schedule):
-    """1-cycle, counted like PyTorch's ``OneCycleLR`` (cos). Pair with
-    :class:`tfrewind.callbacks.MomentumScheduler` and :class:`OneCycleMomentum` for SGD momentum."""
-
-    ops = OPS
-
-
-@_register
-class OneCycleMomentum(core.OneCycleMomentumShape, Schedule):
-    """The momentum half of 1-cycle: ``max_momentum → base_momentum → max_momentum``."""
-
-    ops = OPS
-
-
-@_register
-class OffsetLR(core.OffsetShape, Schedule):
-    """``base(step + offset_steps)``: learning-rate rewinding replays a recorded schedule from a later point."""
-
-    ops = OPS
-
-
-@_register
-class ScaledLRRestart(core.ScaledLRRestartShape, Schedule):
-    """Scaled learning-rate restarting (SLR, Le & Hua 2021): cosine warm-up, then step decay."""
-
-    ops = OPS
+ConstantLR, StepDecayLR, CosineLR, OneCycleLR, OneCycleMomentum, OffsetLR, ScaledLRRestart = core.adapters(
+    Schedule, keras.optimizers.schedules.CosineDecay, OPS, _register, __name__)
+"""Constant (fine-tuning), step decay (the paper's original), cosine, 1-cycle (pair with
+:class:`tfrewind.callbacks.MomentumScheduler` and ``OneCycleMomentum``), offset (LR rewinding) and
+SLR: each a shape of :mod:`tfrewind.schedule_core` on tf_keras' ``LearningRateSchedule``."""
 
 
 def scaled_lr_restart(budget_epochs: int, start_lr: float, peak_lr: float, steps_per_epoch: int) -> ScaledLRRestart:

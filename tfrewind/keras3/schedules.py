@@ -31,52 +31,10 @@ OPS = core.Ops(to_float=lambda x: keras.ops.cast(x, "float32"), cos=keras.ops.co
                serialize=keras.optimizers.schedules.serialize, deserialize=keras.optimizers.schedules.deserialize)
 """``keras.ops`` for the shared shapes."""
 
-
-@_register
-class ConstantLR(core.ConstantShape, Schedule):
-    """A constant learning rate (fine-tuning)."""
-
-    ops = OPS
-
-
-@_register
-class StepDecayLR(core.StepDecayShape, Schedule):
-    """``initial_lr × gamma^k``, k = milestone epochs reached (the paper's original schedule)."""
-
-    ops = OPS
-
-
-@_register
-class CosineLR(core.CosineShape, keras.optimizers.schedules.CosineDecay):
-    """Cosine annealing from ``initial_lr`` to ``final_lr`` over ``total_steps``: Keras 3's ``CosineDecay``."""
-
-
-@_register
-class OneCycleLR(core.OneCycleShape, Schedule):
-    """1-cycle, counted like PyTorch's ``OneCycleLR`` (cos); cycle momentum with :class:`OneCycleMomentum`."""
-
-    ops = OPS
-
-
-@_register
-class OneCycleMomentum(core.OneCycleMomentumShape, Schedule):
-    """The momentum half of 1-cycle, for :class:`tfrewind.keras3.MomentumScheduler`."""
-
-    ops = OPS
-
-
-@_register
-class OffsetLR(core.OffsetShape, Schedule):
-    """``base(step + offset_steps)``: learning-rate rewinding replays a recorded schedule from a later point."""
-
-    ops = OPS
-
-
-@_register
-class ScaledLRRestart(core.ScaledLRRestartShape, Schedule):
-    """Scaled learning-rate restarting (SLR, Le & Hua 2021): cosine warm-up, then step decay."""
-
-    ops = OPS
+ConstantLR, StepDecayLR, CosineLR, OneCycleLR, OneCycleMomentum, OffsetLR, ScaledLRRestart = core.adapters(
+    Schedule, keras.optimizers.schedules.CosineDecay, OPS, _register, __name__)
+"""The shapes of :mod:`tfrewind.schedule_core` on Keras 3's ``LearningRateSchedule``, named and
+registered as the tf_keras ones are."""
 
 
 def read_original(run_dir_or_record: str | Path) -> core.OriginalSchedule:

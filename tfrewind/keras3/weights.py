@@ -72,8 +72,7 @@ def sample_inputs(model, count: int = SAMPLE_IMAGES, seed: int = 0) -> list[np.n
 def max_output_difference(model_a, model_b, inputs: list[np.ndarray]) -> float:
     """The largest absolute difference between the two models' outputs (inference mode)."""
     feed = inputs[0] if len(inputs) == 1 else inputs
-    outputs_a = _flat(model_a(feed, training=False))
-    outputs_b = _flat(model_b(feed, training=False))
+    outputs_a, outputs_b = _flat(_predict(model_a, feed)), _flat(_predict(model_b, feed))
     if len(outputs_a) != len(outputs_b):
         raise TranslationError(f"the translated model has {len(outputs_b)} outputs, the original {len(outputs_a)}")
     return max((float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)), initial=0.0))
@@ -88,6 +87,15 @@ def check_same_outputs(source_model, target_model, source: Side, target: Side) -
                                f"{source.label} model by {difference:.3g} on sample inputs (allowed {TOLERANCE:g}); "
                                "a layer computes differently in the two APIs")
     return difference
+
+
+def _predict(model, feed):
+    """``model(x)``; ``predict`` for a model trained under a MirroredStrategy, which cannot be called
+    eagerly outside its scope (DESIGN.md) — ``predict`` computes the same outputs."""
+    try:
+        return model(feed, training=False)
+    except (TypeError, ValueError):
+        return model.predict(feed, verbose=0)
 
 
 def _flat(outputs) -> list:
