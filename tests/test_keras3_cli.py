@@ -19,6 +19,13 @@ from tfrewind.models import load_model_file
 keras = pytest.importorskip("keras")
 
 
+def close(a, b) -> bool:
+    """The translation's bound: max |Δ| ≤ 1e-5, relative to the largest |output| beyond 1 (trained
+    logits; the two APIs' kernels round differently by ~1e-6 of each layer's scale)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b))) <= 1e-5 * max(1.0, float(np.max(np.abs(b))))
+
+
 def _digits_images(bundle, limit=128) -> np.ndarray:
     return np.concatenate([x.numpy() for x, _ in bundle.test])[:limit]
 
@@ -66,7 +73,7 @@ def test_the_run_ends_with_a_keras3_file_equal_to_the_tf_keras_model_and_the_tfl
     final = load_model_file(cnn_run / "retrain" / "model_stripped.keras")
     images = _digits_images(digits_bundle)
     ours = np.asarray(model.predict(images, verbose=0))
-    assert np.max(np.abs(ours - final.predict(images, verbose=0))) <= 1e-5
+    assert close(ours, final.predict(images, verbose=0))
     tflite = litert_logits(cnn_run / "export" / "model.tflite", images)
     assert np.max(np.abs(ours - tflite)) <= 1e-4 * max(1.0, np.max(np.abs(ours)))
 
@@ -89,9 +96,23 @@ def test_export_format_keras3_writes_a_keras3_file_for_any_run(cnn_run, tmp_path
     model = keras.saving.load_model(tmp_path / "k3" / "model.keras")
     final = load_model_file(cnn_run / "retrain" / "model_stripped.keras")
     x = np.random.default_rng(3).uniform(0, 1, (6, 8, 8, 1)).astype(np.float32)
-    assert np.max(np.abs(np.asarray(model(x)) - final(x).numpy())) <= 1e-5
+    assert close(model(x), final(x))
     report = json.loads((tmp_path / "k3" / "export.json").read_text())
     assert report["format"] == "keras3" and report["verification"]["passed"]
+
+
+def test_prune_then_retrain_commands_bring_a_keras3_file_back(tmp_path):
+    """`tfrewind prune k3.keras` writes a tf_keras (wrapped) model; retraining it ends in Keras 3 again."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(10)])
+    model.save(tmp_path / "mlp.keras")
+    run_ok(["prune", tmp_path / "mlp.keras", "--prune", "magnitude", "--sparsity", "0.75"])
+    run_ok(["retrain", tmp_path / "mlp_pruned.keras", "--epochs", "2", "--budget", "1", "--schedule", "fine_tune",
+            "--quiet", "--out", tmp_path / "run"])
+    back = keras.saving.load_model(tmp_path / "run" / "keras3" / "model.keras")
+    for name, kernel in _kernels(back).items():
+        assert np.mean(kernel == 0) >= 0.75 - 1 / kernel.size, name
 
 
 def _residual_concat(shape):
@@ -116,7 +137,7 @@ def test_filter_pruning_a_keras3_functional_model_gives_a_smaller_keras3_model(t
     assert _kernels(model)["widen"].shape[-1] < 32
     final = load_model_file(run / "retrain" / "model_stripped.keras")
     images = _digits_images(digits_bundle)
-    assert np.max(np.abs(np.asarray(model.predict(images, verbose=0)) - final.predict(images, verbose=0))) <= 1e-5
+    assert close(model.predict(images, verbose=0), final.predict(images, verbose=0))
 
 
 def _applied(application, **kwargs):
@@ -151,5 +172,5 @@ def test_efficientnet_b0_filter_pruned_comes_back_as_keras3_and_tflite(tmp_path)
     x = np.random.default_rng(0).uniform(0, 1, (8, 32, 32, 3)).astype(np.float32)
     final = load_model_file(run / "retrain" / "model_stripped.keras")
     ours = np.asarray(back.predict(x, verbose=0))
-    assert np.max(np.abs(ours - final.predict(x, verbose=0))) <= 1e-5
+    assert close(ours, final.predict(x, verbose=0))
     assert np.max(np.abs(ours - litert_logits(run / "export" / "model.tflite", x))) <= 1e-4

@@ -132,7 +132,7 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--out", help="Pruned model path. Default: MODEL_pruned.keras beside MODEL.")
 def prune_command(model_path, config_path, out, **flags) -> None:
-    """Prune a saved tf_keras model once and save it with its per-layer report (MODEL_pruned.json)."""
+    """Prune a saved tf_keras or Keras 3 model once and save it with its per-layer report (MODEL_pruned.json)."""
     from .commands import prune_file
 
     config = build_config(config_path, ())

@@ -40,7 +40,8 @@ def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None
     model = load_model_file(model_path)
     result = prune(model, config.prune, seed=config.seed, preset=config.prune.preset, policy=config.prune.policy)
     path = Path(out) if out else Path(model_path).with_name(f"{Path(model_path).stem}_pruned.keras")
-    record: dict[str, Any] = {"method": config.prune.method, "structured": result.structured, "report": result.report}
+    record: dict[str, Any] = {"method": config.prune.method, "structured": result.structured, "report": result.report,
+                              "keras3_source": came_from_keras3(model_path)}
     if result.structured:
         earlier = file_kept_filters(model_path)
         kept = kept_filters(result.report)
@@ -48,6 +49,18 @@ def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None
     save_model_atomic(result.model, path)
     write_json_atomic(path.with_suffix(".json"), record)
     return path, result.report
+
+
+def came_from_keras3(model_path: str | Path) -> bool:
+    """A Keras 3 file, or one ``tfrewind prune`` made from one (its record says so): its retraining
+    ends with a Keras 3 file too."""
+    record_path = Path(model_path).with_suffix(".json")
+    if is_keras3_file(model_path):
+        return True
+    try:
+        return record_path.is_file() and bool(read_json(record_path).get("keras3_source"))
+    except (ValueError, AttributeError):
+        return False
 
 
 def file_kept_filters(model_path: str | Path) -> dict[str, list[int]] | None:
@@ -74,7 +87,8 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     The original schedule to rewind to comes from ``train.pretrained`` when it is a run directory
     (which also provides weight-rewinding checkpoints), else from the ``train`` section. A
     filter-pruned file's kept filters (recorded beside it by :func:`prune_file`) slice those
-    checkpoints to its smaller shapes. A Keras 3 file is also written back as Keras 3 (``RUN/keras3``).
+    checkpoints to its smaller shapes. A Keras 3 file (or one pruned from it) is also written back as
+    Keras 3 (``RUN/keras3``).
     """
     validate(config)
     kept = file_kept_filters(model_path)
@@ -93,7 +107,7 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     with strategy.scope():
         model = retrain_stage(run, RETRAIN, model, data, config, original, verbose, kept_filters=kept)
     result = RunResult(run.path, {RETRAIN: run.metrics(RETRAIN)})
-    if is_keras3_file(model_path):  # Keras 3 in, Keras 3 out
+    if came_from_keras3(model_path):  # Keras 3 in, Keras 3 out
         result.stages[KERAS3] = export_stage(run, model, data, config, stage=KERAS3, format="keras3")
     return result
 
@@ -132,4 +146,4 @@ def export_path(model_or_run: str | Path, config: RunConfig, out: str | Path | N
     return report
 
 
-__all__ = ["export_path", "file_kept_filters", "prune_file", "retrain_model"]
+__all__ = ["came_from_keras3", "export_path", "file_kept_filters", "prune_file", "retrain_model"]

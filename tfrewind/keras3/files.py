@@ -18,7 +18,7 @@ from ..io import write_with_atomic
 from .layer_config import CODE_LAYERS
 from .sides import sides
 from .translate import to_keras3, to_tf_keras
-from .weights import TOLERANCE, max_output_difference, sample_inputs
+from .weights import allowed, max_output_difference, sample_inputs
 
 
 def keras_version(path: str | os.PathLike) -> str | None:
@@ -64,16 +64,16 @@ def save_keras3(model, path: str | os.PathLike) -> tuple[Path, float]:
     """Write a tf_keras model (no pruning wrappers) as a Keras 3 ``.keras`` file, atomically.
 
     The file is reloaded with Keras 3 and its outputs compared with ``model``'s on sample inputs
-    (≤ :data:`~tfrewind.keras3.weights.TOLERANCE`); returns the path and that difference.
+    (:func:`~tfrewind.keras3.weights.allowed`); returns the path and that difference.
     """
     keras3, _ = sides()
     translated = to_keras3(model)
     path = write_with_atomic(path, translated.save, suffix=".keras")
     reloaded = keras3.api.saving.load_model(path, compile=False, safe_mode=True)
-    difference = max_output_difference(model, reloaded, sample_inputs(model))
-    if not difference <= TOLERANCE:
+    difference, scale = max_output_difference(model, reloaded, sample_inputs(model))
+    if not difference <= allowed(scale):
         raise TranslationError(f"{str(path)!r} reloaded in Keras 3 differs from the tf_keras model by "
-                               f"{difference:.3g} (allowed {TOLERANCE:g})")
+                               f"{difference:.3g} (allowed {allowed(scale):.3g})")
     return path, difference
 
 

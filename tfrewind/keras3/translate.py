@@ -3,16 +3,17 @@
 Why translate instead of loading the config directly: tfmot works only with tf_keras, and the two
 APIs write configs differently (dtype policies, ``batch_shape``, the node format). Each direction is
 the same three steps — rebuild the architecture (:mod:`.graph`), copy the weights bit for bit
-(:mod:`.weights`), and compare both models' outputs on sample inputs (max |Δ| ≤ 1e-5) — and nothing
-is pruned or saved before the comparison passed. Anything without an exact twin (custom classes,
+(:mod:`.weights`), and compare both models' outputs on sample inputs (max |Δ| ≤ 1e-5, scaled by
+outputs beyond 1) — and nothing is pruned or saved before the comparison passed. Anything without an exact twin (custom classes,
 ``Lambda``, layers new in Keras 3) is refused in one line naming the layer::
 
     import keras
     from tfrewind.keras3 import to_tf_keras, to_keras3
 
     model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
-    legacy = to_tf_keras(model)           # tf_keras, verified against `model`
-    back = to_keras3(tfrewind.strip(pruned_legacy))   # Keras 3 again, verified, zeros kept
+    legacy = to_tf_keras(model)                                   # tf_keras, checked against `model`
+    pruned = tfrewind.prune(legacy, tfrewind.RunConfig().prune, seed=0).model
+    back = to_keras3(tfrewind.strip(pruned))                      # Keras 3 again, checked, zeros kept
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def to_tf_keras(model, check: bool = True):
     keras3, legacy = sides()
     if not keras3.is_model(model):
         raise TranslationError(f"expected a Keras 3 keras.Model, got {type(model).__name__}")
+    if not model.built:
+        raise TranslationError(f"Keras 3 model {model.name!r} is not built (no input shape yet); start it with "
+                               "keras.Input(shape) or call it on data first")
     return _translate(model, keras3, legacy, check)
 
 
