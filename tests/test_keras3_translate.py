@@ -25,7 +25,7 @@ def _keras3_seed():
 
 
 def residual_concat_model():
-    """A functional model with a residual Add, a Concatenate, a nested Sequential and `x * 0.5` (an op)."""
+    """A functional model with a residual Add, a Concatenate, a nested Sequential and `x * (x * 0.5)` (ops)."""
     inputs = keras.Input((8, 8, 3), name="image")
     x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
@@ -33,7 +33,8 @@ def residual_concat_model():
     y = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="branch")(x)
     x = keras.layers.Add(name="residual")([x, y])
     inner = keras.Sequential([keras.Input((8, 8, 16)), keras.layers.Conv2D(4, 1, name="inner_conv")], name="inner")
-    x = inner(keras.layers.Concatenate(name="concat")([x, y])) * 0.5
+    x = inner(keras.layers.Concatenate(name="concat")([x, y]))
+    x = x * (x * 0.5)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name="residual_concat")
 

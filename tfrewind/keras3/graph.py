@@ -62,10 +62,11 @@ def _functional(model, source: Side, target: Side):
         else:
             pending += [(entry, index, node) for index, node in enumerate(entry.get("inbound_nodes", []))]
     called: dict[str, Callable] = {}
+    names = {entry["name"] for entry in config["layers"]}
     while pending:
         waiting = []
         for entry, index, node in pending:
-            args, kwargs = _node(node, source, set(called) | {n for n, _, _ in tensors})
+            args, kwargs = _node(node, names)
             if not _ready((args, kwargs), tensors):
                 waiting.append((entry, index, node))
                 continue
@@ -114,8 +115,9 @@ class _Tensor:
         self.ref = ref
 
 
-def _node(node: Any, source: Side, names: set[str]) -> tuple[list, dict]:
-    """A node's call arguments, with references to earlier tensors as :class:`_Tensor`."""
+def _node(node: Any, names: set[str]) -> tuple[list, dict]:
+    """A node's call arguments, with references to earlier tensors as :class:`_Tensor` (``names``: the
+    model's layers, which tell tf_keras' tensor records in keyword arguments from plain lists)."""
     if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
         args, kwargs = _refs(node.get("args", [])), _refs(node.get("kwargs", {}))
     else:  # tf_keras: [layer, node, tensor, kwargs] per input tensor, nested as the call's inputs
