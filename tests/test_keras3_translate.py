@@ -134,3 +134,19 @@ def test_mobilenet_v2_application_crosses_both_ways():
     x = fresh_inputs((32, 32, 3))
     assert len(legacy.layers) == len(model.layers)
     assert np.max(np.abs(np.asarray(back(x)) - np.asarray(model(x)))) <= 1e-5
+
+
+def test_a_subclassed_keras3_model_handed_to_prune_is_refused_in_one_line():
+    class Mine(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Mine()
+    model(np.ones((1, 3), np.float32))
+    with pytest.raises(TranslationError, match="subclassed") as info:
+        prune(model, PruneConfig(method="magnitude", sparsity=0.5), seed=0)
+    assert "\n" not in str(info.value)

@@ -18,6 +18,8 @@ outputs beyond 1) — and nothing is pruned or saved before the comparison passe
 
 from __future__ import annotations
 
+import sys
+
 from .._keras import keras as tf_keras
 from ..errors import TranslationError
 from .graph import rebuild
@@ -27,10 +29,11 @@ from .weights import check_same_outputs, copy_weights
 
 def is_keras3_model(model) -> bool:
     """Whether ``model`` is a Keras 3 ``keras.Model`` (and not a tf_keras one)."""
-    if isinstance(model, tf_keras.Model) or not type(model).__module__.startswith("keras."):
-        return False  # without importing Keras 3 for a tf_keras model
-    keras3, _ = sides()
-    return keras3.is_model(model)
+    if isinstance(model, tf_keras.Model):
+        return False
+    keras3 = sys.modules.get("keras")  # a Keras 3 model exists only once its user imported keras
+    return keras3 is not None and str(getattr(keras3, "__version__", "")).startswith("3.") \
+        and isinstance(model, keras3.Model)
 
 
 def as_tf_keras(model):
