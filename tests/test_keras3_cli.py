@@ -115,6 +115,13 @@ def test_prune_then_retrain_commands_bring_a_keras3_file_back(tmp_path):
         assert np.mean(kernel == 0) >= 0.75 - 1 / kernel.size, name
 
 
+def test_export_takes_a_keras3_model_file(cnn_run, tmp_path):
+    """`tfrewind export model.keras` with a file Keras 3 wrote: translated, converted, run in LiteRT."""
+    run_ok(["export", cnn_run.parent / "k3_cnn.keras", "--out", tmp_path / "tflite"])
+    report = json.loads((tmp_path / "tflite" / "export.json").read_text())
+    assert report["verification"]["passed"] and (tmp_path / "tflite" / "model.tflite").stat().st_size > 0
+
+
 def _residual_concat(shape):
     inputs = keras.Input(shape)
     x = keras.layers.Conv2D(16, 3, padding="same", name="stem")(inputs)

@@ -110,7 +110,7 @@ def test_a_custom_layer_file_is_refused_by_the_cli_before_anything_is_written(tm
     from clirun import run_cli
 
     _with(Doubler(name="my_doubler")).save(tmp_path / "custom.keras")
-    code, out, err = run_cli(["train", "--model", tmp_path / "custom.keras", "--out", tmp_path / "run"], capsys)
+    code, _, err = run_cli(["train", "--model", tmp_path / "custom.keras", "--out", tmp_path / "run"], capsys)
     assert code == 2 and "my_doubler" in err and "custom class" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "run").exists()
@@ -150,3 +150,32 @@ def test_a_subclassed_keras3_model_handed_to_prune_is_refused_in_one_line():
     with pytest.raises(TranslationError, match="subclassed") as info:
         prune(model, PruneConfig(method="magnitude", sparsity=0.5), seed=0)
     assert "\n" not in str(info.value)
+
+
+def _application_layers_model():
+    """The Keras 3 pieces applications use beyond keras.layers: ConvNeXt's LayerScale,
+    InceptionResNetV2's CustomScaleLayer, MobileNetV3's hard_silu/hard_sigmoid activations."""
+    from keras.src.applications.convnext import LayerScale
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    inputs = keras.Input((6, 6, 4))
+    x = keras.layers.Conv2D(4, 1, name="conv")(inputs)
+    x = LayerScale(0.5, 4, name="scale")(x)
+    x = CustomScaleLayer(0.17, name="mix")([inputs, x])
+    x = keras.layers.Activation("hard_silu", name="hswish")(x)
+    x = keras.layers.Activation("hard_sigmoid", name="hsigmoid")(x)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="application_layers")
+
+
+def test_application_layers_cross_both_ways_and_reload_from_a_tfrewind_stage_file(tmp_path):
+    from tfrewind.models import save_model_atomic
+
+    model = _application_layers_model()
+    model.get_layer("scale").set_weights([np.array([0.5, -1.0, 2.0, 0.25], np.float32)])
+    legacy = to_tf_keras(model)
+    reloaded = load_model_file(save_model_atomic(legacy, tmp_path / "stage.keras"))  # as the pipeline does
+    back = to_keras3(reloaded)
+    x = fresh_inputs((6, 6, 4))
+    want = np.asarray(model(x))
+    assert np.max(np.abs(reloaded(x).numpy() - want)) <= 1e-5
+    assert np.max(np.abs(np.asarray(back(x)) - want)) <= 1e-5

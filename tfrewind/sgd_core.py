@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+
 class MomentumSchedulerCore:
     """Set SGD momentum from ``schedule(step)`` before every batch (1-cycle momentum cycling).
 

@@ -221,8 +221,14 @@ _ACTIVATION_OPS: dict[str, Callable] = {
 
 
 def _expanded_activation(layer, source: Side) -> Callable | None:
-    """A Keras 3 ``Activation`` layer whose function tf_keras lacks (MobileNetV3's ``hard_silu``) as ops."""
-    if source.label != "Keras 3" or type(layer) is not source.api.layers.Activation:
+    """A Keras 3 layer tf_keras has no class for, as TensorFlow ops: an ``Activation`` whose function
+    tf_keras lacks (MobileNetV3's ``hard_silu``), InceptionResNetV2's ``CustomScaleLayer`` (x + y·scale)."""
+    if source.label != "Keras 3":
+        return None
+    kind = type(layer)
+    if kind.__module__ == "keras.src.applications.inception_resnet_v2" and kind.__name__ == "CustomScaleLayer":
+        return lambda inputs: tf.math.add(inputs[0], tf.math.multiply(inputs[1], float(layer.scale)))
+    if kind is not source.api.layers.Activation:
         return None
     return _ACTIVATION_OPS.get(layer.get_config().get("activation"))
 

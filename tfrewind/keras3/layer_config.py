@@ -11,6 +11,7 @@ so a model never crosses over half-translated. The output comparison after the w
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any
 
@@ -25,6 +26,8 @@ ACTIVATIONS_THAT_DIFFER = {"hard_sigmoid"}
 """Same name, different function: Keras 3's is ``relu6(x + 3) / 6``, tf_keras' ``clip(0.2·x + 0.5)``."""
 KWARGS_DEFAULTS = {"rms_scaling": False}
 """Defaults of arguments a Keras 3 layer takes through ``**kwargs`` only (so its signature cannot tell)."""
+APPLICATION_TWINS = {"keras.src.applications.convnext.LayerScale": "tf_keras.src.applications.convnext.LayerScale"}
+"""Layer classes an application defines for itself, in both APIs alike (ConvNeXt's ``LayerScale``)."""
 CODE_LAYERS = {"Lambda", "TFOpLambda"}
 """Layers that hold Python code or a TensorFlow function rather than a config."""
 _OBJECT_KINDS = ("initializer", "regularizer", "constraint")
@@ -40,9 +43,10 @@ def translate_layer(layer, source: Side, target: Side):
     name, class_name = layer.name, type(layer).__name__
     if class_name in CODE_LAYERS:
         raise refuse(name, f"a {class_name} holding Python code", source, target)
-    if getattr(source.api.layers, class_name, None) is not type(layer):
+    target_class = application_twin(type(layer))
+    if target_class is None and getattr(source.api.layers, class_name, None) is not type(layer):
         raise refuse(name, f"custom class {type(layer).__module__}.{class_name}", source, target)
-    target_class = getattr(target.api.layers, class_name, None)
+    target_class = target_class or getattr(target.api.layers, class_name, None)
     if target_class is None:
         raise refuse(name, f"{class_name}, new in {source.label}", source, target)
     config = translate_arguments(layer.get_config(), type(layer), target_class, name, source, target)
@@ -52,6 +56,16 @@ def translate_layer(layer, source: Side, target: Side):
     except (TypeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise TranslationError(f"layer {name!r} ({class_name}) could not be rebuilt in {target.label}: {reason}") from None
+
+
+def application_twin(cls: type) -> type | None:
+    """The other API's class of an application's own layer (:data:`APPLICATION_TWINS`), if it is one."""
+    twins = {**APPLICATION_TWINS, **{v: k for k, v in APPLICATION_TWINS.items()}}
+    path = twins.get(f"{cls.__module__}.{cls.__name__}")
+    if path is None:
+        return None
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def translate_arguments(config: dict[str, Any], source_class: type, target_class: type, owner: str,
@@ -153,4 +167,4 @@ def _layer_fixes(class_name: str, config: dict[str, Any], owner: str, source: Si
     return config
 
 
-__all__ = ["constructor_arguments", "dtype_policy", "refuse", "translate_arguments", "translate_layer"]
+__all__ = ["APPLICATION_TWINS", "application_twin", "constructor_arguments", "dtype_policy", "refuse", "translate_arguments", "translate_layer"]

@@ -28,4 +28,13 @@ class ZeroPadChannels(keras.layers.Layer):
         return {**super().get_config(), "extra": self.extra}
 
 
-CUSTOM_OBJECTS = {"ZeroPadChannels": ZeroPadChannels, "tfrewind>ZeroPadChannels": ZeroPadChannels}
+def _layer_scale():
+    """ConvNeXt's ``LayerScale`` (tf_keras defines it but does not register it): a translated Keras 3
+    ConvNeXt holds it, and the run's stage files must reload."""
+    from tf_keras.src.applications.convnext import LayerScale
+
+    return LayerScale
+
+
+CUSTOM_OBJECTS = {"ZeroPadChannels": ZeroPadChannels, "tfrewind>ZeroPadChannels": ZeroPadChannels,
+                  "LayerScale": _layer_scale()}
