@@ -1,8 +1,8 @@
-"""Benchmarks P1–P8 of tfrewind, measured side by side in one run, written to docs/benchmarks.md.
+"""Benchmarks P1–P9 of tfrewind, measured side by side in one run, written to docs/benchmarks.md.
 
 Usage (from the project root)::
 
-    python scripts/bench.py                     # all of P1–P8, writes docs/benchmarks.md
+    python scripts/bench.py                     # all of P1–P9, writes docs/benchmarks.md
     python scripts/bench.py --only P1,P3 --out /tmp/bench.md
 
 Why side by side: on a shared 2-core machine absolute times drift by tens of percent; the two
@@ -433,6 +433,45 @@ def p8_ray_vs_local() -> dict:
             "local_cell_mean_s": statistics.mean(local_cells), "ray_cell_mean_s": statistics.mean(ray_cells),
             "ray_cell_sum_s": sum(ray_cells), "overhead_s": overhead, "slots_here": slots_here,
             "projection": projection, "load_before": os.getloadavg()[0]}
+def p9_keras3_translation(names=("EfficientNetB0", "ResNet50"), shape=(224, 224, 3)) -> dict:
+    """Keras 3 → tf_keras translation time (rebuild, weight copy, output check) and back, next to
+    building the same application natively in tf_keras, interleaved per round."""
+    import keras as keras3
+
+    from tfrewind.keras3.graph import rebuild
+    from tfrewind.keras3.sides import sides
+    from tfrewind.keras3.translate import to_keras3
+    from tfrewind.keras3.weights import check_same_outputs, copy_weights
+
+    source, target = sides()
+    rows = []
+    for name in names:
+        times: dict[str, list[float]] = {k: [] for k in ("native", "rebuild", "weights", "check", "back")}
+        difference = 0.0
+        for _ in range(ROUNDS):
+            keras.backend.clear_session()
+            keras3.backend.clear_session()
+            start = time.perf_counter()
+            getattr(keras.applications, name)(input_shape=shape, weights=None, classes=10)
+            times["native"].append(time.perf_counter() - start)
+            model = getattr(keras3.applications, name)(input_shape=shape, weights=None, classes=10)
+            marks = [time.perf_counter()]
+            legacy = rebuild(model, source, target)
+            marks.append(time.perf_counter())
+            copy_weights(model, legacy, source, target)
+            marks.append(time.perf_counter())
+            difference = max(difference, check_same_outputs(model, legacy, source, target))
+            marks.append(time.perf_counter())
+            to_keras3(legacy)
+            marks.append(time.perf_counter())
+            for key, (a, b) in zip(("rebuild", "weights", "check", "back"), zip(marks, marks[1:])):
+                times[key].append(b - a)
+        row = {"model": name, "layers": len(model.layers), "max_abs_diff": difference,
+               **{f"{key}_s": statistics.median(values) for key, values in times.items()}}
+        row["to_tf_keras_s"] = row["rebuild_s"] + row["weights_s"] + row["check_s"]
+        row["ratio_to_native"] = row["to_tf_keras_s"] / row["native_s"]
+        rows.append(row)
+    return {"rows": rows, "input_shape": list(shape)}
 
 
 # ----------------------------------------------------------------------------- report
@@ -520,6 +559,19 @@ def render(results: dict, command: str) -> str:
             speedup = one / row["seconds"]
             lines.append(f"| {row['machines']} | {row['slots']} | {row['seconds']:.0f} | {speedup:.2f}× |")
         lines.append("")
+    if "P9" in results:
+        r = results["P9"]
+        lines += [f"## P9 — Keras 3 → tf_keras translation time ({'×'.join(map(str, r['input_shape']))} inputs)", "",
+                  "| model | layers | tf_keras native build (s) | rebuild (s) | weights (s) | output check (s) | "
+                  "to tf_keras total (s) | × native build | back to Keras 3, checked (s) | max abs diff |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            lines.append(f"| {row['model']} | {row['layers']} | {row['native_s']:.2f} | {row['rebuild_s']:.2f} | "
+                         f"{row['weights_s']:.2f} | {row['check_s']:.2f} | {row['to_tf_keras_s']:.2f} | "
+                         f"{row['ratio_to_native']:.2f} | {row['back_s']:.2f} | {row['max_abs_diff']:.2g} |")
+        lines += ["", "Medians of the rounds. \"Native build\" is `tf_keras.applications.<model>(weights=None)` "
+                  "in the same process, for scale: the rebuild is the same work (tf_keras creating every layer "
+                  "and its graph).", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -562,12 +614,13 @@ def _kept_notes(path: str) -> str:
 
 BENCHMARKS = {"P1": p1_wrapper_overhead, "P2": p2_input_pipeline, "P3": p3_tflite_sizes,
               "P4": p4_filter_latency, "P5": p5_default_train, "P6": p6_test_each_epoch,
-              "P7": p7_channel_latency, "P8": p8_ray_vs_local}
+              "P7": p7_channel_latency, "P8": p8_ray_vs_local,
+              "P9": p9_keras3_translation}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of P1..P8")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of P1..P9")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]

@@ -110,7 +110,7 @@ CASES = [
     ("model_missing_file", ["--model", "{inputs}/missing.keras"], "does not exist"),
     ("model_not_zip", ["--model", "{inputs}/garbage.keras"], "corrupt"),
     ("model_no_metadata", ["--model", "{inputs}/no_metadata.keras"], "corrupt"),
-    ("model_keras3", ["--model", "{inputs}/keras3.keras"], "tf_keras"),
+    ("model_keras3_damaged", ["--model", "{inputs}/keras3.keras"], "Keras 3 could not load it"),
     ("model_bad_h5", ["--model", "{inputs}/garbage.h5"], "could not be loaded"),
     ("model_wrong_suffix", ["--model", "{inputs}/model.pt"], ".keras or .h5"),
     ("pretrained_missing", ["--pretrained", "{inputs}/nowhere"], "does not exist"),

@@ -22,16 +22,28 @@ COMMAND_API = {"train": "train", "schedule": "preview_schedule", "prune": "prune
 
 def readme_names() -> set[str]:
     """Names the README shows: imported from tfrewind in its Python blocks, or written ``tfrewind.x.Name``
-    or ``Name(...)`` in inline code."""
+    or ``Name(...)`` in inline code (names of ``tfrewind.keras3``, the Keras 3 side: :func:`keras3_names`)."""
     text = (ROOT / "README.md").read_text()
     names = set()
     for block in re.findall(r"```python\n(.*?)```", text, re.S):
-        for _, imported in re.findall(r"from (tfrewind[\w.]*) import ([\w, ]+)", block):
-            names.update(n.strip() for n in imported.split(","))
+        for module, imported in re.findall(r"from (tfrewind[\w.]*) import ([\w, ]+)", block):
+            if module != "tfrewind.keras3":
+                names.update(n.strip() for n in imported.split(","))
     for span in re.findall(r"`([^`\n]+)`", text):
+        span = re.sub(r"\btfrewind\.keras3\.\w+", "", span)  # keras3_names() checks those
         names.update(re.findall(r"\btfrewind(?:\.[a-z_]\w*)*\.([A-Za-z_]\w*)\b(?!\.)", span))
         names.update(re.findall(r"(?<![\w.])([A-Z]\w*)\(", span))
     return {n for n in names if importlib.util.find_spec(f"tfrewind.{n}") is None}  # modules are not names
+
+
+def keras3_names() -> set[str]:
+    """Names the README imports from ``tfrewind.keras3`` or writes ``tfrewind.keras3.Name``."""
+    text = (ROOT / "README.md").read_text()
+    names = set()
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):
+        for imported in re.findall(r"from tfrewind\.keras3 import (\([^)]*\)|[\w, ]+)", block):
+            names.update(n.strip() for n in imported.strip("()").split(",") if n.strip())
+    return names | set(re.findall(r"\btfrewind\.keras3\.([A-Za-z_]\w*)", text))
 
 
 def test_every_name_the_readme_shows_is_public():
@@ -40,6 +52,16 @@ def test_every_name_the_readme_shows_is_public():
     for name in sorted(names):
         assert name in tfrewind.__all__, name
         assert getattr(tfrewind, name) is not None
+
+
+def test_every_keras3_name_the_readme_shows_is_public_in_tfrewind_keras3():
+    from tfrewind import keras3
+
+    names = keras3_names()
+    assert {"MomentumScheduler", "OneCycleLR", "to_tf_keras", "retraining_schedule"} <= names
+    for name in sorted(names):
+        assert name in keras3.__all__, name
+        assert getattr(keras3, name) is not None
 
 
 def test_each_public_name_is_documented_with_an_example():

@@ -40,6 +40,12 @@ Retraining schedules in your own ``model.fit`` (see the README's example)::
     callbacks = [tfrewind.MomentumScheduler(tfrewind.OneCycleMomentum(total_steps=steps)),
                  tfrewind.ScheduleLogger("logs/schedule")]
 
+Keras 3 models (``import keras``) go in and come back out (:mod:`tfrewind.keras3`, which also
+holds the schedules for a Keras 3 ``model.fit``)::
+
+    pruned = tfrewind.prune(keras3_model, config.prune, seed=0).model     # translated, checked, pruned
+    back = tfrewind.keras3.to_keras3(tfrewind.strip(pruned))              # a Keras 3 model again
+
 The paper's comparison (``tfrewind compare`` / ``tfrewind report``)::
 
     study = tfrewind.load_compare_config("configs/compare/digits.yaml", {"grid.seeds": [0]})

@@ -29,6 +29,7 @@ from ._keras import keras, tf
 from .errors import TrainingDivergedError
 from .io import read_json, write_json_atomic, write_with_atomic
 from .optim import get_momentum, set_momentum
+from .sgd_core import MomentumSchedulerCore
 
 
 def current_lr(optimizer: keras.optimizers.Optimizer) -> float:
@@ -45,44 +46,17 @@ def current_lr(optimizer: keras.optimizers.Optimizer) -> float:
     return float(keras.backend.get_value(lr))
 
 
-class MomentumScheduler(keras.callbacks.Callback):
+class MomentumScheduler(MomentumSchedulerCore, keras.callbacks.Callback):
     """Set SGD momentum from ``schedule(step)`` before every batch (1-cycle momentum cycling).
 
     ``schedule`` maps the optimizer's step count to a momentum, e.g.
     :class:`tfrewind.schedules.OneCycleMomentum`. The optimizer's momentum must be a variable
     (see :func:`tfrewind.optim.set_momentum`): otherwise this raises instead of doing nothing.
+    The logic is :class:`tfrewind.sgd_core.MomentumSchedulerCore`, shared with Keras 3.
     """
 
-    def __init__(self, schedule: Callable[[int], float]):
-        super().__init__()
-        self.schedule = schedule
-        self._values: np.ndarray | None = None
-        self._first_step = 0
-
-    def on_train_begin(self, logs=None):
-        set_momentum(self.model.optimizer, self._at(self._iterations()))  # fails early on an unusable optimizer
-
-    def on_epoch_begin(self, epoch, logs=None):
-        # One vectorised evaluation per epoch keeps the per-batch cost to a variable assignment.
-        self._first_step = self._iterations()
-        steps = (self.params or {}).get("steps") or 1
-        try:
-            values = self.schedule(tf.range(self._first_step, self._first_step + steps, dtype=tf.float32))
-            self._values = np.asarray(values, dtype=np.float32).reshape(-1)
-        except (TypeError, ValueError):  # a plain Python callable of one step
-            self._values = None
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self._values is not None and batch < len(self._values):
-            set_momentum(self.model.optimizer, float(self._values[batch]))
-        else:
-            set_momentum(self.model.optimizer, self._at(self._first_step + batch))
-
-    def _iterations(self) -> int:
-        return int(self.model.optimizer.iterations.numpy())
-
-    def _at(self, step: int) -> float:
-        return float(self.schedule(step))
+    def set_momentum(self, value: float) -> None:
+        set_momentum(self.model.optimizer, value)
 
 
 class ScheduleLogger(keras.callbacks.Callback):

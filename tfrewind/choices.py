@@ -45,7 +45,7 @@ AUGMENTATIONS: Registry[Any] = Registry("augmentation", ordered=True,
 """Training augmentations: :mod:`tfrewind.data.pipeline`."""
 
 EXPORT_FORMATS: Registry[Any] = Registry(
-    "export format", ordered=True, declare=("none", "tflite", "keras", "saved_model"))
+    "export format", ordered=True, declare=("none", "tflite", "keras", "saved_model", "keras3"))
 """Export formats (``none``: no export): :mod:`tfrewind.export.core`."""
 
 QUANTIZE_MODES: Registry[Any] = Registry("quantization", ordered=True, declare=("none", "dynamic", "int8", "float16"))

@@ -127,7 +127,7 @@ def schedule(names, budget, original_epochs, original_lr, original_schedule, mil
 @prune_options
 @prune_file_options
 def prune_command(model_path, config_path, out, **flags) -> None:
-    """Prune a saved tf_keras model once and save it with its per-layer report (MODEL_pruned.json).
+    """Prune a saved tf_keras or Keras 3 model once and save it with its per-layer report (MODEL_pruned.json).
 
     \b
     Channel pruning (METHOD = CRITERION_filter) makes any functional or Sequential

@@ -15,13 +15,14 @@ from .config import RunConfig
 from .data import load_data
 from .errors import ConfigError, ModelFileError
 from .io import read_json, write_json_atomic
+from .keras3.files import is_keras3_file
 from .models import load_model_file, save_model_atomic
 from .pipeline import RunResult
 from .preflight import validate
 from .retraining import OriginalRecord
 from .rounds import prune_rounds
-from .rundir import EXPORT, RETRAIN, RunDir
-from .stages import original_record, retrain_stage, score_batches
+from .rundir import EXPORT, KERAS3, RETRAIN, RunDir
+from .stages import export_stage, original_record, retrain_stage, score_batches
 from .targets import check_export_sparsity, pruned_layer_targets
 from .training import make_strategy, set_precision, set_seed
 
@@ -47,7 +48,8 @@ def prune_file(model_path: str | Path, config: RunConfig, out: str | Path | None
     result = prune(model, config.prune, seed=config.seed, preset=config.prune.preset, policy=config.prune.policy,
                    batches=batches)
     path = Path(out) if out else Path(model_path).with_name(f"{Path(model_path).stem}_pruned.keras")
-    record: dict[str, Any] = {"method": config.prune.method, "structured": result.structured, "report": result.report}
+    record: dict[str, Any] = {"method": config.prune.method, "structured": result.structured, "report": result.report,
+                              "keras3_source": came_from_keras3(model_path)}
     if result.structured:
         earlier = file_kept_filters(model_path)
         kept = kept_filters(result.report)
@@ -71,6 +73,16 @@ def _score_data(model, model_path: str | Path, config: RunConfig, dataset_given:
     data = load_data(config.data, seed=config.seed)
     check_model_fits(model, data.input_shape, data.num_classes, source=str(model_path))
     return score_batches(data, config.prune.method)
+def came_from_keras3(model_path: str | Path) -> bool:
+    """A Keras 3 file, or one ``tfrewind prune`` made from one (its record says so): its retraining
+    ends with a Keras 3 file too."""
+    record_path = Path(model_path).with_suffix(".json")
+    if is_keras3_file(model_path):
+        return True
+    try:
+        return record_path.is_file() and bool(read_json(record_path).get("keras3_source"))
+    except (ValueError, AttributeError):
+        return False
 
 
 def file_kept_filters(model_path: str | Path) -> dict[str, list[int]] | None:
@@ -97,7 +109,8 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     The original schedule to rewind to comes from ``train.pretrained`` when it is a run directory
     (which also provides weight-rewinding checkpoints), else from the ``train`` section. A
     filter-pruned file's kept filters (recorded beside it by :func:`prune_file`) slice those
-    checkpoints to its smaller shapes.
+    checkpoints to its smaller shapes. A Keras 3 file (or one pruned from it) is also written back as
+    Keras 3 (``RUN/keras3``).
     """
     validate(config)
     if config.prune.schedule == "soft":
@@ -117,8 +130,11 @@ def retrain_model(model_path: str | Path, config: RunConfig, verbose: int = 1) -
     original = original_record(run, config, data) if config.train.pretrained else \
         OriginalRecord.from_config(config.train, data.steps_per_epoch)
     with strategy.scope():
-        retrain_stage(run, RETRAIN, model, data, config, original, verbose, kept_filters=kept)
-    return RunResult(run.path, {RETRAIN: run.metrics(RETRAIN)})
+        model = retrain_stage(run, RETRAIN, model, data, config, original, verbose, kept_filters=kept)
+    result = RunResult(run.path, {RETRAIN: run.metrics(RETRAIN)})
+    if came_from_keras3(model_path):  # Keras 3 in, Keras 3 out
+        result.stages[KERAS3] = export_stage(run, model, data, config, stage=KERAS3, format="keras3")
+    return result
 
 
 def export_path(model_or_run: str | Path, config: RunConfig, out: str | Path | None = None,
@@ -155,4 +171,4 @@ def export_path(model_or_run: str | Path, config: RunConfig, out: str | Path | N
     return report
 
 
-__all__ = ["export_path", "file_kept_filters", "prune_file", "retrain_model"]
+__all__ = ["came_from_keras3", "export_path", "file_kept_filters", "prune_file", "retrain_model"]

@@ -33,3 +33,5 @@ class TrainingDivergedError(TfrewindError):
 
 class ExecutorError(TfrewindError):
     """Cells cannot run where asked: Ray missing, a cluster unreachable, or a node that cannot see the study."""
+class TranslationError(ModelFileError):
+    """A Keras 3 model cannot be carried over to tf_keras (or back) exactly; the message names the layer."""

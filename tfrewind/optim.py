@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._keras import keras, tf
+from .sgd_core import paper_sgd_step
 
 
 @keras.utils.register_keras_serializable(package="tfrewind")
@@ -36,14 +37,13 @@ class PaperSGD(keras.optimizers.SGD):
     def update_step(self, gradient, variable):
         if isinstance(gradient, tf.IndexedSlices):
             gradient = tf.convert_to_tensor(gradient)
-        lr = tf.cast(self.learning_rate, variable.dtype)
-        momentum = tf.cast(self.momentum, variable.dtype)
-        if self.coupled_weight_decay:
-            gradient = gradient + tf.cast(self.coupled_weight_decay, variable.dtype) * variable
+        dtype = variable.dtype
+        decay = tf.cast(self.coupled_weight_decay, dtype) if self.coupled_weight_decay else None
         buffer = self.momentums[self._index_dict[self._var_key(variable)]]
-        buffer.assign(momentum * buffer + gradient)
-        step = gradient + momentum * buffer if self.nesterov else buffer
-        variable.assign_sub(lr * step)
+        new_buffer, direction = paper_sgd_step(gradient, variable, buffer, tf.cast(self.momentum, dtype), decay,
+                                               self.nesterov)
+        buffer.assign(new_buffer)
+        variable.assign_sub(tf.cast(self.learning_rate, dtype) * direction)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -4,6 +4,7 @@ Each stage (:mod:`tfrewind.stages`) writes its outputs into the run directory an
 complete with ``metrics.json``; re-running the same command on the same directory skips completed
 stages and resumes an interrupted one (``BackupAndRestore``). Everything the CLI's ``train`` does
 is one call of :func:`train`; bad input is refused before anything is written (:mod:`tfrewind.preflight`).
+A run whose model came from a Keras 3 file also ends with that model as Keras 3 (``RUN/keras3/``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from ._keras import keras
 from .config import RunConfig
 from .data import DataBundle, load_data
 from .errors import TrainingDivergedError
-from .models import BatchNorm, build_model, check_model_fits, load_model_file
+from .models import BatchNorm, build_model, check_model_fits, is_model_path, load_model_file
 from .preflight import validate, validate_on_model
 from .rounds import prune_rounds
-from .rundir import EXPORT, ORIGINAL, PRUNE, RETRAIN, RunDir
+from .rundir import EXPORT, KERAS3, ORIGINAL, PRUNE, RETRAIN, RunDir
 from .stages import export_stage, original_record, original_stage, prune_stage, retrain_stage
 from .training import make_strategy, set_precision, set_seed
 
@@ -69,7 +70,17 @@ def train(config: RunConfig, verbose: int = 1, resume: bool = False) -> RunResul
                                     f"(another --out{reuse})") from exc
     if config.export.format != "none":
         result.stages[EXPORT] = export_stage(run, model, data, config)
+    if started_from_keras3(config) and config.export.format != "keras3":
+        result.stages[KERAS3] = export_stage(run, model, data, config, stage=KERAS3, format="keras3")
     return result
+
+
+def started_from_keras3(config: RunConfig) -> bool:
+    """Whether the run's model came from a Keras 3 file (it then also ends with a Keras 3 ``.keras``)."""
+    from .keras3.files import is_keras3_file
+
+    sources = [config.model.name if is_model_path(config.model.name) else None, config.train.pretrained]
+    return any(source and Path(source).is_file() and is_keras3_file(source) for source in sources)
 
 
 def _initial_model(config: RunConfig, data: DataBundle) -> keras.Model:
@@ -85,5 +96,5 @@ def _initial_model(config: RunConfig, data: DataBundle) -> keras.Model:
     return build_model(config.model.name, data.input_shape, data.num_classes, bn)
 
 
-__all__ = ["EXPORT", "ORIGINAL", "PRUNE", "RETRAIN", "RunResult", "original_stage", "prune_rounds", "train", "validate",
-           "validate_on_model"]
+__all__ = ["EXPORT", "KERAS3", "ORIGINAL", "PRUNE", "RETRAIN", "RunResult", "original_stage", "prune_rounds",
+           "started_from_keras3", "train", "validate", "validate_on_model"]

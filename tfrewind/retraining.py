@@ -18,7 +18,6 @@ record, the budget and the retraining config to a :class:`~tfrewind.training.Sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,32 +28,15 @@ from .callbacks import kept_rewind_epochs, rewind_checkpoint_path
 from .choices import RETRAIN_SCHEDULES
 from .config import RetrainConfig, TrainConfig
 from .errors import CheckpointError, ConfigError
+from .schedule_core import OriginalSchedule, lr_rewind_offset
 from .schedule_record import read_schedule_record
-from .schedules import (ConstantLR, OffsetLR, OneCycleLR, OneCycleMomentum, Schedule, peak_lr,
-                        scaled_lr_restart)
+from .schedules import ConstantLR, OffsetLR, OneCycleLR, OneCycleMomentum, scaled_lr_restart
 from .training import StageSchedule, original_schedule
 
 
-@dataclass
-class OriginalRecord:
-    """What retraining needs to know about original training."""
-
-    schedule: Schedule
-    epochs: int
-    steps_per_epoch: int
-    momentum: float = 0.9
-
-    @property
-    def total_steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
-
-    @property
-    def final_lr(self) -> float:
-        return float(self.schedule(self.total_steps - 1))
-
-    @property
-    def peak_lr(self) -> float:
-        return peak_lr(self.schedule, self.total_steps)
+class OriginalRecord(OriginalSchedule):
+    """What retraining needs to know about original training (tf_keras schedules; the shared
+    :class:`~tfrewind.schedule_core.OriginalSchedule`, read from a run or described by a config)."""
 
     @classmethod
     def from_file(cls, path: str | Path) -> "OriginalRecord":
@@ -90,16 +72,12 @@ def fine_tune(original: OriginalRecord, budget: int, config: RetrainConfig) -> S
     return StageSchedule(ConstantLR(lr), momentum=original.momentum, description={"lr": lr})
 
 
-def _check_rewindable(name: str, original: OriginalRecord, budget: int) -> None:
-    if budget > original.epochs:
-        raise ConfigError(f"retrain.budget: {name} replays the last E epochs of original training, so the budget "
-                          f"({budget}) cannot exceed the original epochs ({original.epochs})")
-
-
 @RETRAIN_SCHEDULES.register("lr_rewind")
 def lr_rewind(original: OriginalRecord, budget: int, config: RetrainConfig) -> StageSchedule:
-    _check_rewindable("lr_rewind", original, budget)
-    offset = (original.epochs - budget) * original.steps_per_epoch
+    try:
+        offset = lr_rewind_offset(original.epochs, budget, original.steps_per_epoch)
+    except ValueError as exc:
+        raise ConfigError(f"retrain.budget: {exc}") from None
     return StageSchedule(OffsetLR(original.schedule, offset), momentum=original.momentum,
                          description={"rewind_to_epoch": original.epochs - budget})
 

@@ -6,6 +6,7 @@ Layout::
     RUN/run.json                  tfrewind version and creation time
     RUN/<stage>/metrics.json      written last: its presence means the stage is complete
     RUN/<stage>/model.keras       the stage's model
+    RUN/keras3/model.keras        the final model as Keras 3 (runs that started from a Keras 3 model)
     RUN/original/checkpoints/     weights kept for weight rewinding
     RUN/original/schedule.json    the original LR schedule, replayed by LR rewinding
     RUN/tensorboard/<stage>/      TensorBoard event files
@@ -29,6 +30,8 @@ from .io import read_json, write_json_atomic, write_text_atomic
 
 ORIGINAL, PRUNE, RETRAIN, EXPORT = "original", "prune", "retrain", "export"
 """The stages' directory names (iterative pruning adds ``prune_r<i>``/``retrain_r<i>``)."""
+KERAS3 = "keras3"
+"""A run that started from a Keras 3 model also writes its final model as Keras 3 here."""
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
 DIVERGED_FILE = "diverged.json"

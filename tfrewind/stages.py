@@ -13,7 +13,7 @@ from typing import Any
 from ._keras import keras
 from .batchnorm import Recalibration, recalibrate_on_training_data
 from .callbacks import RewindCheckpointer
-from .config import PruneConfig, RunConfig
+from .config import ExportConfig, PruneConfig, RunConfig
 from .data import DataBundle
 from .errors import ModelFileError
 from .models import load_model_file, save_model_atomic
@@ -156,18 +156,24 @@ def _soft_pruning(run: RunDir, prune_name: str | None, stage_dir: Path, data: Da
                              score_batches(data, config.prune.method), stage_dir / SOFT_STATE_FILE)
 
 
-def export_stage(run: RunDir, model: keras.Model, data: DataBundle, config: RunConfig) -> dict[str, Any]:
-    """Export the final model for the edge (verified with LiteRT); the report is the stage's metrics."""
+def export_stage(run: RunDir, model: keras.Model, data: DataBundle, config: RunConfig, stage: str = EXPORT,
+                 format: str | None = None) -> dict[str, Any]:
+    """Export the final model for the edge (verified with LiteRT); the report is the stage's metrics.
+
+    ``format``: another format than ``config.export``'s, written into ``stage`` (a run that started
+    from a Keras 3 model also gets its final model back as ``keras3``, in :data:`~tfrewind.rundir.KERAS3`).
+    """
     from .export import export_model
 
-    if run.is_done(EXPORT):
-        return run.metrics(EXPORT)
+    if run.is_done(stage):
+        return run.metrics(stage)
     targets = pruned_layer_targets(run, config)
-    report = export_model(model, run.stage_dir(EXPORT), format=config.export.format,
-                          quantize=config.export.quantize, sparse=config.export.sparse, data=data)
+    export = config.export if format is None else ExportConfig(format=format)
+    report = export_model(model, run.stage_dir(stage), format=export.format, quantize=export.quantize,
+                          sparse=export.sparse, data=data)
     check_export_sparsity(report, targets)
-    metrics = {"stage": EXPORT, "test_accuracy": report.accuracy, **report.to_dict()}
-    run.write_metrics(EXPORT, metrics)
+    metrics = {"stage": stage, "test_accuracy": report.accuracy, **report.to_dict()}
+    run.write_metrics(stage, metrics)
     return metrics
 
 

@@ -62,12 +62,13 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """Which network: a registered name or a path to a ``.keras``/``.h5`` tf_keras model."""
+    """Which network: a registered name or a path to a ``.keras``/``.h5`` model (tf_keras or Keras 3)."""
 
     name: str = "small_cnn"
     """Registered model (``small_cnn``, ``resnet20``/``32``/``56``/``110``, ``vgg16``/``19``, ``mobilenet_v2``,
     ``mobilenet_v2_035`` (width 0.35), ``resnet50``, ImageNet ``resnet18``/``34`` in torchvision's layout) or a
-    path to a tf_keras ``.keras``/``.h5`` file."""
+    path to a tf_keras or Keras 3 ``.keras``/``.h5`` file (Keras 3 is translated, and the run also ends
+    with a Keras 3 file)."""
     bn_momentum: float = 0.9
     """Batch-norm momentum (Keras' sense) of the built-in small_cnn/resnet/vgg: 0.9 = PyTorch's 0.1; tf_keras' 0.99."""
     bn_epsilon: float = 1e-5
@@ -246,7 +247,8 @@ class ExportConfig:
     """Edge export after the last stage."""
 
     format: str = _named("tflite", EXPORT_FORMATS)
-    """Export the final model at the end (``tflite`` files are verified with LiteRT; ``none``: no export)."""
+    """Export the final model at the end (``tflite`` files are verified with LiteRT; ``keras3``: a Keras 3
+    ``.keras``; ``none``: no export)."""
     quantize: str = _named("none", QUANTIZE_MODES)
     """TFLite quantization: ``dynamic`` (int8 weights), ``int8`` (full integer, calibrated on training images),
     ``float16``; ``none``: float32."""

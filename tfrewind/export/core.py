@@ -17,6 +17,7 @@ import numpy as np
 from .._keras import keras
 from ..choices import EXPORT_FORMATS
 from ..data import DataBundle
+from ..keras3.translate import as_tf_keras, is_keras3_model
 from ..models import load_model_file
 from ..pruning.wrappers import strip
 from .convert import QUANTIZE_MODES, Encoding, convert
@@ -48,8 +49,8 @@ def export_model(model_or_path: keras.Model | str | os.PathLike, out_dir: str | 
                  latency_threads: Sequence[int] = (1, 2), data_fallback: bool = False) -> ExportReport:
     """Export a (possibly pruned) model for the edge and prove the file runs; see module docs.
 
-    ``model_or_path``: a tf_keras model (tfmot-wrapped or plain), a ``.keras``/``.h5`` file or a
-    run directory. ``data`` gives real test images for verification and accuracy, and calibration
+    ``model_or_path``: a tf_keras model (tfmot-wrapped or plain), a Keras 3 model, a ``.keras``/``.h5``
+    file (tf_keras or Keras 3) or a run directory. ``data`` gives real test images for verification and accuracy, and calibration
     images for int8; without it verification uses seeded random inputs. ``data`` whose images do not
     fit the model's input is refused, unless ``data_fallback`` (a default dataset the user did not
     choose): then random inputs are used and the report says so (see :mod:`.samples`). Writes the
@@ -261,8 +262,8 @@ def _check_options(format: str, quantize: str) -> None:
 
 
 def _load(model_or_path) -> tuple[str, keras.Model]:
-    if isinstance(model_or_path, keras.Model):
-        return model_or_path.name, model_or_path
+    if isinstance(model_or_path, keras.Model) or is_keras3_model(model_or_path):
+        return model_or_path.name, as_tf_keras(model_or_path)
     path = resolve_model_path(model_or_path)
     return str(path), load_model_file(path)
 

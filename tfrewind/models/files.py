@@ -1,8 +1,9 @@
 """Loading and saving user model files safely.
 
-Why so careful: a model file is user input. It may be missing, truncated, a Keras 3 file (which
-tfmot cannot prune), or carry Lambda code; each gets a one-line error saying what to do, and
-loading always uses ``safe_mode`` (no arbitrary code) and knows tfmot's wrapper classes.
+Why so careful: a model file is user input. It may be missing, truncated, or carry Lambda code;
+each gets a one-line error saying what to do, and loading always uses ``safe_mode`` (no arbitrary
+code) and knows tfmot's wrapper classes. A Keras 3 file (which tfmot cannot prune) is translated to
+tf_keras and checked against the original (:mod:`tfrewind.keras3`), or refused naming the layer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from .._keras import keras
 from ..errors import ModelFileError
 from ..io import write_with_atomic
+from ..keras3.files import is_keras3_file, load_keras3_file
 from .. import serialization
 from .layers import CUSTOM_OBJECTS
 
@@ -35,7 +37,7 @@ def _application_layers() -> dict:
 
 
 def load_model_file(path: str | os.PathLike) -> keras.Model:
-    """Load a tf_keras ``.keras``/``.h5`` model, refusing anything else with a clear message."""
+    """Load a tf_keras ``.keras``/``.h5`` model (a Keras 3 one translated), refusing anything else clearly."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"model file {str(path)!r} does not exist")
@@ -43,6 +45,8 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
         raise ModelFileError(f"model file {str(path)!r}: expected a .keras or .h5 tf_keras model")
     if path.suffix == ".keras":
         _check_keras_archive(path)
+    if is_keras3_file(path):
+        return load_keras3_file(path)
     try:
         with keras.utils.custom_object_scope(custom_objects()):
             if path.suffix == ".keras":
@@ -57,15 +61,9 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
 def _check_keras_archive(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
-            metadata = json.loads(archive.read("metadata.json"))
+            json.loads(archive.read("metadata.json"))
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError):
         raise ModelFileError(f"model file {str(path)!r} is corrupt or not a .keras archive") from None
-    version = str(metadata.get("keras_version", ""))
-    if version.startswith("3."):
-        raise ModelFileError(
-            f"model file {str(path)!r} was saved by Keras {version}; tfmot needs tf_keras (Keras 2). "
-            "Rebuild the model with `import tf_keras` (or set TF_USE_LEGACY_KERAS=1) and save it again"
-        )
 
 
 def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:

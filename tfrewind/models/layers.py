@@ -30,9 +30,6 @@ class ZeroPadChannels(keras.layers.Layer):
         return {**super().get_config(), "extra": self.extra}
 
 
-CUSTOM_OBJECTS = {"ZeroPadChannels": ZeroPadChannels, "tfrewind>ZeroPadChannels": ZeroPadChannels}
-
-
 @dataclass(frozen=True)
 class BatchNorm:
     """Batch-norm settings of the built-in models; the default is PyTorch's ``BatchNorm2d``, as in the paper's code.
@@ -61,3 +58,8 @@ class BatchNorm:
 
 PYTORCH_BN = BatchNorm()
 """PyTorch's defaults (momentum 0.1 in its convention): the default of every built-in model."""
+
+
+CUSTOM_OBJECTS = {"ZeroPadChannels": ZeroPadChannels, "tfrewind>ZeroPadChannels": ZeroPadChannels}
+"""Our own layers; ``models.files.custom_objects`` adds the applications' unregistered ones (ConvNeXt's
+``LayerScale``, also in every translated Keras 3 ConvNeXt)."""

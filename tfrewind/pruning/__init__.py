@@ -23,6 +23,7 @@ from .._keras import keras
 from ..choices import PRUNING_SCHEDULES
 from ..config import PruneConfig
 from ..errors import ConfigError
+from ..keras3.translate import as_tf_keras
 from . import structured, unstructured  # noqa: F401  (register the methods)
 from .surgery import compose_kept, kept_filters, rewind_structured
 from .flops import count_nonzero, count_params, macs_per_layer, sparse_macs, total_macs
@@ -85,6 +86,8 @@ def prune(model: keras.Model, config: PruneConfig, seed: int, target_sparsity: f
           batches: Any = None) -> PruneResult:
     """Prune ``model`` (never modified) once with ``config.method``; see :class:`PruneResult`.
 
+    ``model``: tf_keras, or Keras 3 (translated to tf_keras and checked first, :mod:`tfrewind.keras3`).
+
     ``target_sparsity`` overrides ``config.sparsity`` (iterative rounds). ``begin_step``/
     ``end_step``/``frequency``: tfmot steps of the ``gradual`` schedule. ``m_by_n``: the pattern of
     the ``m_by_n`` method. ``policy="xnnpack"``: tfmot's PruneForLatencyOnXNNPack (1×1 convs only).
@@ -96,7 +99,7 @@ def prune(model: keras.Model, config: PruneConfig, seed: int, target_sparsity: f
     method, request = _request(config, seed, target_sparsity, begin_step=begin_step, end_step=end_step,
                                frequency=frequency, m_by_n=m_by_n, policy=policy, preset=preset,
                                layer_ratios=layer_ratios, batches=batches)
-    return method.run(model, request)
+    return method.run(as_tf_keras(model), request)
 
 
 def check(model: keras.Model, config: PruneConfig, seed: int, target_sparsity: float | None = None,
