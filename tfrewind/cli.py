@@ -135,7 +135,8 @@ def prune_command(model_path, config_path, out, **flags) -> None:
     that go together (residual Adds, Concatenate offsets, depthwise, grouped convs,
     SE blocks, Flatten -> Dense); the rebuild is exact (rebuild_max_abs_diff).
     \b
-    Criteria: l1 (Li et al.), l2, random (seeded), fpgm, bn_scale (|BN gamma|).
+    Criteria: l1 (Li et al.), l2, random (seeded), fpgm, bn_scale (|BN gamma|);
+    taylor and hrank score on a few batches of --dataset.
     Targets: --sparsity R (every group loses R of its channels), --ratios (one per
     group, in model order), --preset, or --macs S (at most S of the dense MACs;
     --allocation uniform: one ratio for all groups, global: rank across groups);
