@@ -136,6 +136,11 @@ def _find(table, **where):
     return hits[0] if hits else None
 
 
+def _gap(cell: dict[str, Any], baseline: dict[str, Any]) -> tuple[float, float]:
+    """``cell``'s mean minus ``baseline``'s, and one std: the larger std of the two cells."""
+    return cell["mean"] - baseline["mean"], max(cell["std"], baseline["std"])
+
+
 def large_lr_vs_ft(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per pruning setting and budget: each large-LR schedule's mean minus fine-tuning's, and whether it
     exceeds one standard deviation (the larger of the two cells' std)."""
@@ -143,8 +148,7 @@ def large_lr_vs_ft(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for ft in [g for g in table if g["schedule"] == "fine_tune" and not g["keras_bn"]]:
         for other in [g for g in table if not g["keras_bn"] and g["schedule"] != "fine_tune"
                       and (g["method"], g["sparsity"], g["budget"]) == (ft["method"], ft["sparsity"], ft["budget"])]:
-            delta = other["mean"] - ft["mean"]
-            spread = max(ft["std"], other["std"])
+            delta, spread = _gap(other, ft)
             verdict = "beats" if delta > spread else ("worse" if delta < -spread else "within 1 std")
             out.append({"method": ft["method"], "sparsity": ft["sparsity"], "budget": ft["budget"],
                         "epochs": ft["epochs"], "schedule": other["schedule"], "delta": delta, "spread": spread,
@@ -162,8 +166,7 @@ def random_one_cycle_vs_methodical_ft(table: list[dict[str, Any]]) -> list[dict[
                    budget=rand["budget"], keras_bn=False)
         if ft is None:
             continue
-        delta = rand["mean"] - ft["mean"]
-        spread = max(ft["std"], rand["std"])
+        delta, spread = _gap(rand, ft)
         verdict = "exceeds it" if delta > spread else ("reaches it (within 1 std)" if delta >= -spread else "falls short")
         out.append({"random": rand["method"], "sparsity": rand["sparsity"], "budget": rand["budget"],
                     "epochs": rand["epochs"], "random_one_cycle": rand["mean"], "random_std": rand["std"],
@@ -232,6 +235,7 @@ def plot(table, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     budgets = sorted({g["epochs"] for g in table if not g["keras_bn"]})
+    share = {g["epochs"]: g["budget"] for g in table}  # "10%": the grid's own label, T read from no constant
     fig, axes = plt.subplots(2, len(budgets), figsize=(4.2 * len(budgets), 7), squeeze=False, sharey="row")
     colours = {"fine_tune": "tab:blue", "lr_rewind": "tab:orange", "weight_rewind": "tab:green",
                "scaled_lr_restart": "tab:purple", "one_cycle": "tab:red"}
@@ -249,7 +253,7 @@ def plot(table, path: Path) -> None:
                     ax.errorbar(xs, ys, yerr=es, color=colour, marker="o", capsize=3,
                                 linestyle="--" if method.startswith("random") else "-",
                                 label=f"{method} + {schedule}")
-            ax.set_title(f"{fam}: budget {epochs} epochs ({100 * epochs // 40} % of T)")
+            ax.set_title(f"{fam}: budget {epochs} epochs ({share[epochs]} of T)")
             ax.set_xlabel("share of weights removed" if fam == "weights" else "share of filters removed")
             ax.grid(alpha=0.3)
             if col == 0:  # the short budgets hold every method: solid = methodical, dashed = random
